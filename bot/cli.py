@@ -1,0 +1,152 @@
+"""`patbot …`: the command line. Exit 0 ok, 1 a --fail-on finding, 2 configuration or connection errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from bot.errors import ConfigError, GovernanceError
+from bot.governance.audit import audit_fleet
+from bot.governance.models import Finding, Workspace, WorkspaceReport
+from bot.report import to_csv, to_json, to_table
+from bot.services import Services, build_services
+from bot.settings import load_settings
+
+log = logging.getLogger("patbot")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(GovernanceError):
+    """A command-line argument is invalid."""
+
+
+def _findings(text: str) -> list[Finding]:
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    valid = {f.value: f for f in Finding}
+    bad = [n for n in names if n not in valid]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown finding {', '.join(bad) or repr(text)}; choose from {', '.join(valid)}"
+        )
+    return [valid[n] for n in names]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `patbot` argument parser."""
+    parser = argparse.ArgumentParser(prog="patbot", description="Govern Databricks personal access tokens.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    audit = sub.add_parser("audit", help="audit every PAT of the fleet, without Slack")
+    audit.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    audit.add_argument(
+        "--workspace",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="only this workspace (host, ID or name); repeatable",
+    )
+    audit.add_argument("--owner", metavar="EMAIL", help="only tokens owned by this user or principal")
+    audit.add_argument(
+        "--fail-on",
+        type=_findings,
+        default=[],
+        metavar="FINDING,…",
+        help="exit 1 when any token has one of these findings",
+    )
+
+    sub.add_parser("demo", help="run patbot on embedded defaults against an emulated fleet")
+    return parser
+
+
+class _ArgumentParserError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None, services: Services | None = None) -> int:
+    """Entry point of the `patbot` console script."""
+    logging.basicConfig(
+        level=os.environ.get("PATBOT_LOG_LEVEL", "WARNING").upper(),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its one-line usage error
+        return EXIT_ERROR if exc.code not in (0, None) else EXIT_OK
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            return int(run_demo(sys.stdout))
+        svc = services or build_services(load_settings(os.environ.get("PATBOT_SECRETS_DIR", "/run/secrets")))
+        if args.command == "audit":
+            return run_audit(svc, args, sys.stdout, sys.stderr)
+    except GovernanceError as exc:
+        print(f"patbot: {exc.user_message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.debug("unexpected failure", exc_info=True)
+        print(
+            f"patbot: unexpected error ({type(exc).__name__}); rerun with PATBOT_LOG_LEVEL=DEBUG",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    parser.print_usage(sys.stderr)
+    return EXIT_ERROR
+
+
+def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`patbot audit`: print the report; exit 2 if a workspace failed, 1 on a --fail-on finding."""
+    fleet = svc.fleet
+    if args.workspace:
+        selected: list[Workspace] = []
+        for wanted in args.workspace:
+            matches = fleet.select(wanted)
+            if not matches:
+                known = ", ".join(ws.label for ws in fleet.workspaces())
+                raise ConfigError(f"--workspace {wanted}: no configured workspace matches (known: {known})")
+            selected.extend(m for m in matches if m not in selected)
+        gateways = [fleet.gateway(ws) for ws in selected]
+    else:
+        gateways = fleet.gateways()
+
+    progress = None
+    if err.isatty() and len(gateways) > 1:
+
+        def progress(done: int, total: int, ws: WorkspaceReport) -> None:
+            err.write(f"\raudited {done}/{total} workspaces")
+            if done == total:
+                err.write("\n")
+            err.flush()
+
+    report = audit_fleet(
+        gateways,
+        svc.policy,
+        now=svc.clock(),
+        owner=args.owner,
+        max_workers=svc.settings.audit_concurrency,
+        on_progress=progress,
+    )
+    render = {"table": to_table, "json": to_json, "csv": to_csv}[args.format]
+    out.write(render(report))
+    out.flush()
+    if report.failed:
+        for ws in report.failed:
+            print(f"patbot: could not read {ws.workspace.label}: {ws.error}", file=err)
+        return EXIT_ERROR
+    fail_on = set(args.fail_on)
+    if fail_on and any(fail_on.intersection(t.findings) for t in report.tokens):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

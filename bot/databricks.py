@@ -1,0 +1,306 @@
+"""The one adapter over databricks-sdk: strict domain records in, domain errors out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import requests
+from databricks.sdk import AccountClient, WorkspaceClient
+from databricks.sdk import errors as sdk_errors
+from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError
+from databricks.sdk.service.provisioning import WorkspaceStatus
+from databricks.sdk.service.settings import TokenInfo
+
+from bot.errors import GovernanceError
+from bot.governance.models import Posture, Principal, PrincipalType, Token, Workspace
+
+log = logging.getLogger(__name__)
+
+UNSET_MAX_LIFETIME_DAYS = 730
+_POSTURE_KEYS = "enableTokensConfig,maxTokenLifetimeDays"
+
+
+class DatabricksError(GovernanceError):
+    """A Databricks call failed; `workspace` names where."""
+
+    def __init__(self, user_message: str, workspace: str = "") -> None:
+        super().__init__(user_message)
+        self.workspace = workspace
+
+
+class WorkspaceForbidden(DatabricksError):
+    """patbot's identity may not do this in the workspace (401/403)."""
+
+
+class DatabricksNotFound(DatabricksError):
+    """The object does not exist (404)."""
+
+
+class DatabricksRateLimited(DatabricksError):
+    """Databricks kept answering 429 until the retry budget ran out."""
+
+
+class WorkspaceUnavailable(DatabricksError):
+    """Unreachable, timing out or answering 5xx until the retry budget ran out."""
+
+
+class DatabricksRejected(DatabricksError):
+    """Databricks refused the request as invalid (400), e.g. a quota or a lifetime limit."""
+
+
+@contextmanager
+def translated_errors(workspace: str, action: str) -> Iterator[None]:
+    """Turn SDK and transport exceptions raised inside into `DatabricksError`s."""
+    try:
+        yield
+    except DatabricksError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc, workspace, action) from exc
+
+
+def translate_error(exc: BaseException, workspace: str, action: str) -> DatabricksError:
+    """Map one SDK failure to a domain error whose message says what failed and where."""
+    where = f"{action} in {workspace}"
+    cause = exc.__cause__ if isinstance(exc, TimeoutError) and exc.__cause__ is not None else exc
+    detail = _sdk_message(cause)
+    if isinstance(cause, sdk_errors.PermissionDenied | sdk_errors.Unauthenticated):
+        return WorkspaceForbidden(f"{where}: permission denied ({detail})", workspace)
+    if isinstance(cause, sdk_errors.NotFound):
+        return DatabricksNotFound(f"{where}: not found ({detail})", workspace)
+    if isinstance(cause, sdk_errors.TooManyRequests):
+        return DatabricksRateLimited(f"{where}: rate limited by Databricks; try again shortly", workspace)
+    if isinstance(cause, sdk_errors.BadRequest):
+        return DatabricksRejected(f"{where}: rejected ({detail})", workspace)
+    if isinstance(cause, requests.ConnectionError):
+        return WorkspaceUnavailable(f"{where}: cannot connect", workspace)
+    if isinstance(cause, requests.Timeout) or isinstance(exc, TimeoutError):
+        return WorkspaceUnavailable(f"{where}: timed out", workspace)
+    if isinstance(cause, DatabricksSdkError):
+        return WorkspaceUnavailable(f"{where}: {detail}", workspace)
+    return WorkspaceUnavailable(f"{where}: unexpected error ({type(cause).__name__})", workspace)
+
+
+def _sdk_message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _from_millis(value: int | None) -> datetime | None:
+    if value is None or value <= 0:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def token_from_sdk(info: TokenInfo, workspace: str) -> Token | None:
+    """Map the all-optional `TokenInfo` to a strict `Token`; None when it lacks an ID or creation time."""
+    created = _from_millis(info.creation_time)
+    if not info.token_id or created is None:
+        return None
+    last_used = _from_millis(info.last_used_day)
+    return Token(
+        token_id=info.token_id,
+        workspace=workspace,
+        owner=info.created_by_username or "",
+        owner_id=info.owner_id if info.owner_id is not None else info.created_by_id,
+        comment=info.comment or "",
+        created=created,
+        expires=_from_millis(info.expiry_time),
+        last_used=last_used.date() if last_used is not None else None,
+        scopes=tuple(info.scopes or ()),
+    )
+
+
+def posture_from_conf(conf: dict[str, str | None]) -> Posture:
+    """Read `enableTokensConfig` / `maxTokenLifetimeDays` (string values; unset max means 730)."""
+    enabled = str(conf.get("enableTokensConfig") or "true").strip().lower() != "false"
+    raw_max = conf.get("maxTokenLifetimeDays")
+    try:
+        max_days = int(str(raw_max).strip()) if raw_max not in (None, "") else 0
+    except ValueError:
+        max_days = 0
+    return Posture(
+        tokens_enabled=enabled,
+        max_token_lifetime_days=max_days if max_days > 0 else UNSET_MAX_LIFETIME_DAYS,
+        max_lifetime_set=max_days > 0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedToken:
+    """A new token's record; the value goes straight to the secret scope and is never logged."""
+
+    token: Token
+    value: str
+
+    def __repr__(self) -> str:
+        return f"CreatedToken(token={self.token!r}, value='***')"
+
+
+class WorkspaceGateway:
+    """Everything patbot does in one workspace, through one `WorkspaceClient`."""
+
+    def __init__(self, workspace: Workspace, client_factory: Callable[[Workspace], WorkspaceClient]) -> None:
+        self.workspace = workspace
+        self._factory = client_factory
+        self._client: WorkspaceClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> WorkspaceClient:
+        """The SDK client, built on first use."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory(self.workspace)
+            return self._client
+
+    def list_tokens(self) -> list[Token]:
+        """Every PAT in the workspace (expired ones included, as the API lists them)."""
+        with translated_errors(self.workspace.label, "listing tokens"):
+            infos = list(self.client.token_management.list())
+        tokens = []
+        for info in infos:
+            token = token_from_sdk(info, self.workspace.host)
+            if token is None:
+                log.warning("skipping a token without id or creation time in %s", self.workspace.label)
+                continue
+            tokens.append(token)
+        return tokens
+
+    def get_token(self, token_id: str) -> Token:
+        """One token by its full ID."""
+        with translated_errors(self.workspace.label, f"reading token {token_id[:12]}"):
+            info = self.client.token_management.get(token_id).token_info
+        token = token_from_sdk(info, self.workspace.host) if info is not None else None
+        if token is None:
+            raise DatabricksNotFound(f"token {token_id[:12]} not found in {self.workspace.label}")
+        return token
+
+    def revoke(self, token_id: str) -> None:
+        """Delete a token. Exactly one DELETE: callers guarantee it is not repeated."""
+        with translated_errors(self.workspace.label, f"revoking token {token_id[:12]}"):
+            self.client.token_management.delete(token_id)
+
+    def posture(self) -> Posture:
+        """PATs enabled or not and the maximum token lifetime."""
+        with translated_errors(self.workspace.label, "reading the token settings"):
+            conf = self.client.workspace_conf.get_status(_POSTURE_KEYS)
+        return posture_from_conf(dict(conf or {}))
+
+    def set_max_lifetime(self, days: int) -> None:
+        """Set `maxTokenLifetimeDays` (a string value, as the API wants)."""
+        with translated_errors(self.workspace.label, "setting maxTokenLifetimeDays"):
+            self.client.workspace_conf.set_status({"maxTokenLifetimeDays": str(days)})
+
+    def principals(self) -> list[Principal]:
+        """SCIM users and service principals, with whether they are active."""
+        attributes = "id,userName,displayName,active"
+        with translated_errors(self.workspace.label, "listing users"):
+            users = list(self.client.users.list(attributes=attributes))
+        with translated_errors(self.workspace.label, "listing service principals"):
+            sps = list(self.client.service_principals.list(attributes="id,applicationId,displayName,active"))
+        out = [
+            Principal(
+                id=u.id or "",
+                name=u.user_name or "",
+                display_name=u.display_name or u.user_name or "",
+                type=PrincipalType.USER,
+                active=u.active is not False,
+            )
+            for u in users
+            if u.id
+        ]
+        out.extend(
+            Principal(
+                id=sp.id or "",
+                name=sp.application_id or "",
+                display_name=sp.display_name or sp.application_id or "",
+                type=PrincipalType.SERVICE_PRINCIPAL,
+                active=sp.active is not False,
+            )
+            for sp in sps
+            if sp.id
+        )
+        return out
+
+    def create_obo_token(self, application_id: str, lifetime: timedelta, comment: str) -> CreatedToken:
+        """A token on behalf of a service principal; its value is returned once, for the secret scope."""
+        with translated_errors(self.workspace.label, "creating a token"):
+            resp = self.client.token_management.create_obo_token(
+                application_id=application_id,
+                lifetime_seconds=int(lifetime.total_seconds()),
+                comment=comment,
+            )
+        token = token_from_sdk(resp.token_info, self.workspace.host) if resp.token_info else None
+        if token is None or not resp.token_value:
+            raise DatabricksRejected(f"creating a token in {self.workspace.label}: incomplete answer")
+        return CreatedToken(token=token, value=resp.token_value)
+
+    def put_secret(self, scope: str, key: str, value: str) -> None:
+        """Write a secret value into a Databricks secret scope."""
+        with translated_errors(self.workspace.label, f"writing secret {scope}/{key}"):
+            self.client.secrets.put_secret(scope=scope, key=key, string_value=value)
+
+
+ClientFactory = Callable[[Workspace], WorkspaceClient]
+
+
+def workspace_client_factory(
+    *,
+    token: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    retry_timeout_seconds: int = 20,
+) -> ClientFactory:
+    """Build `WorkspaceClient`s with the same credentials and a bounded retry budget.
+
+    With no explicit credentials the SDK's unified auth (environment, profiles, cloud CLIs) applies.
+    """
+
+    def build(workspace: Workspace) -> WorkspaceClient:
+        kwargs: dict[str, object] = {
+            "host": workspace.host,
+            "retry_timeout_seconds": retry_timeout_seconds,
+            "http_timeout_seconds": min(10, retry_timeout_seconds),
+        }
+        if token:
+            kwargs["token"] = token
+        elif client_id and client_secret:
+            kwargs["client_id"] = client_id
+            kwargs["client_secret"] = client_secret
+        return WorkspaceClient(**kwargs)  # type: ignore[arg-type]
+
+    return build
+
+
+HostResolver = Callable[[str], str]
+
+
+def discover_account_workspaces(
+    account: AccountClient, resolve_host: HostResolver | None = None
+) -> list[Workspace]:
+    """Every RUNNING workspace of the account; `resolve_host(deployment_name)` gives its URL."""
+    resolver = resolve_host or account.config.environment.deployment_url
+    label = f"account {account.config.account_id}"
+    with translated_errors(label, "listing workspaces"):
+        listed = list(account.workspaces.list())
+    out = []
+    for ws in listed:
+        if ws.workspace_status is not None and ws.workspace_status != WorkspaceStatus.RUNNING:
+            log.info("skipping workspace %s: %s", ws.workspace_name, ws.workspace_status.value)
+            continue
+        if not ws.deployment_name:
+            continue
+        out.append(
+            Workspace(
+                host=resolver(ws.deployment_name).rstrip("/"),
+                workspace_id=ws.workspace_id,
+                name=ws.workspace_name or ws.deployment_name,
+            )
+        )
+    return out

@@ -1,0 +1,178 @@
+"""Strict domain records for tokens, principals, workspaces and what the audit found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Finding(StrEnum):
+    """A governance finding; one token can have several."""
+
+    NON_EXPIRING = "non_expiring"
+    EXPIRED = "expired"
+    STALE = "stale"
+    LONG_LIVED = "long_lived"
+    UNROTATED = "unrotated"
+    ORPHANED = "orphaned"
+    EXPIRING_SOON = "expiring_soon"
+    UNSCOPED = "unscoped"
+
+
+# Worst first: the order used to rank tokens and to list findings.
+FINDING_SEVERITY: dict[Finding, int] = {
+    Finding.ORPHANED: 60,
+    Finding.NON_EXPIRING: 50,
+    Finding.STALE: 40,
+    Finding.LONG_LIVED: 30,
+    Finding.UNROTATED: 20,
+    Finding.EXPIRING_SOON: 10,
+    Finding.EXPIRED: 5,
+    Finding.UNSCOPED: 1,
+}
+
+
+class PrincipalType(StrEnum):
+    """Who owns a token."""
+
+    USER = "user"
+    SERVICE_PRINCIPAL = "service_principal"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A Databricks workspace patbot governs."""
+
+    host: str
+    workspace_id: int | None = None
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """A short human name: the workspace name, else the host without scheme."""
+        return self.name or self.host.split("://", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A personal access token as listed by token management (never its value)."""
+
+    token_id: str
+    workspace: str
+    owner: str
+    owner_id: int | None
+    comment: str
+    created: datetime
+    expires: datetime | None
+    last_used: date | None
+    scopes: tuple[str, ...] = ()
+
+    @property
+    def short_id(self) -> str:
+        """The first 12 characters of the ID, as shown to users."""
+        return self.token_id[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A SCIM user or service principal of a workspace."""
+
+    id: str
+    name: str
+    display_name: str
+    type: PrincipalType
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Posture:
+    """A workspace's token settings."""
+
+    tokens_enabled: bool
+    max_token_lifetime_days: int
+    max_lifetime_set: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The thresholds the findings are judged against."""
+
+    stale_days: int = 30
+    max_lifetime_days: int = 90
+    rotation_days: int = 90
+    expiring_soon_days: int = 7
+    inactivity_revocation_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAssessment:
+    """A token with its owner's type, its findings and the days before Databricks revokes it."""
+
+    token: Token
+    principal_type: PrincipalType
+    findings: tuple[Finding, ...]
+    days_until_auto_revoke: int
+    owner_display: str = ""
+
+    @property
+    def severity(self) -> int:
+        """Sum of finding weights; higher is worse."""
+        return sum(FINDING_SEVERITY[f] for f in self.findings)
+
+
+@dataclass(slots=True)
+class WorkspaceReport:
+    """What the audit read from one workspace, or why it could not."""
+
+    workspace: Workspace
+    posture: Posture | None = None
+    tokens: list[TokenAssessment] = field(default_factory=list)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the workspace could not be read."""
+        return self.error is not None
+
+
+@dataclass(slots=True)
+class FleetReport:
+    """The audit of every workspace at one moment."""
+
+    generated_at: datetime
+    workspaces: list[WorkspaceReport]
+
+    @property
+    def tokens(self) -> list[TokenAssessment]:
+        """Every token of every readable workspace, worst first."""
+        rows = [t for ws in self.workspaces for t in ws.tokens]
+        rows.sort(key=lambda t: (-t.severity, t.token.workspace, t.token.token_id))
+        return rows
+
+    @property
+    def failed(self) -> list[WorkspaceReport]:
+        """Workspaces that could not be read."""
+        return [ws for ws in self.workspaces if ws.failed]
+
+    def totals_by_finding(self) -> dict[Finding, int]:
+        """How many tokens carry each finding, in severity order."""
+        totals = dict.fromkeys(sorted(Finding, key=lambda f: -FINDING_SEVERITY[f]), 0)
+        for ws in self.workspaces:
+            for t in ws.tokens:
+                for f in t.findings:
+                    totals[f] += 1
+        return totals
+
+    def totals_by_workspace(self) -> dict[str, dict[Finding, int]]:
+        """Per workspace label, how many tokens carry each finding."""
+        out: dict[str, dict[Finding, int]] = {}
+        for ws in self.workspaces:
+            counts: dict[Finding, int] = {}
+            for t in ws.tokens:
+                for f in t.findings:
+                    counts[f] = counts.get(f, 0) + 1
+            out[ws.workspace.label] = counts
+        return out

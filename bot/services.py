@@ -1,0 +1,96 @@
+"""The composition root: clients and stores are built once here and handed to whoever needs them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from databricks.sdk import AccountClient
+
+from bot.databricks import ClientFactory, HostResolver, discover_account_workspaces, workspace_client_factory
+from bot.errors import ConfigError
+from bot.fleet import Fleet
+from bot.governance.models import Policy, Workspace
+from bot.settings import Settings
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything long-lived the CLI and the Slack app use; tests swap parts with `replace`."""
+
+    settings: Settings
+    fleet: Fleet
+    policy: Policy
+    clock: Clock = field(default=utc_now)
+
+    def replace(self, **changes: object) -> Services:
+        """A copy with some parts swapped (tests, demo)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def policy_from(settings: Settings) -> Policy:
+    """The finding thresholds of the settings."""
+    return Policy(
+        stale_days=settings.stale_days,
+        max_lifetime_days=settings.max_lifetime_days,
+        rotation_days=settings.rotation_days,
+    )
+
+
+def build_fleet(
+    settings: Settings,
+    *,
+    client_factory: ClientFactory | None = None,
+    account_client: Callable[[], AccountClient] | None = None,
+    host_resolver: HostResolver | None = None,
+) -> Fleet:
+    """The governed workspaces: the account's, `PATBOT_WORKSPACES`, or `DATABRICKS_HOST`."""
+    settings.require_databricks()
+    secret = settings.databricks_client_secret
+    factory = client_factory or workspace_client_factory(
+        token=settings.databricks_token.get_secret_value() if settings.databricks_token else None,
+        client_id=settings.databricks_client_id,
+        client_secret=secret.get_secret_value() if secret else None,
+        retry_timeout_seconds=settings.databricks_timeout_seconds,
+    )
+    if settings.account_mode:
+        make_account = account_client or (lambda: _account_client(settings))
+        return Fleet(lambda: discover_account_workspaces(make_account(), host_resolver), factory)
+    hosts = settings.workspaces or [settings.databricks_host or ""]
+    return Fleet([Workspace(host=h) for h in hosts if h], factory)
+
+
+def _account_client(settings: Settings) -> AccountClient:
+    kwargs: dict[str, object] = {
+        "account_id": settings.databricks_account_id,
+        "retry_timeout_seconds": settings.databricks_timeout_seconds,
+    }
+    if settings.databricks_account_host:
+        kwargs["host"] = settings.databricks_account_host
+    if settings.databricks_client_id and settings.databricks_client_secret:
+        kwargs["client_id"] = settings.databricks_client_id
+        kwargs["client_secret"] = settings.databricks_client_secret.get_secret_value()
+    elif settings.databricks_token:
+        kwargs["token"] = settings.databricks_token.get_secret_value()
+    try:
+        return AccountClient(**kwargs)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"DATABRICKS_ACCOUNT_ID: cannot authenticate to the account ({exc})") from None
+
+
+def build_services(settings: Settings, **fleet_parts: object) -> Services:
+    """Build every long-lived part from the settings."""
+    return Services(
+        settings=settings,
+        fleet=build_fleet(settings, **fleet_parts),  # type: ignore[arg-type]
+        policy=policy_from(settings),
+    )
