@@ -22,8 +22,17 @@ def make_tokens(n: int, now: datetime) -> list[Token]:
         last_used = None if rng.random() < 0.2 else (now - timedelta(days=rng.randint(0, 120))).date()
         scopes = () if rng.random() < 0.5 else ("sql",)
         tokens.append(
-            Token(f"{i:032x}", "https://ws", f"user{i % 5000}@example.com", i % 5000, "ci", created, expires,
-                  last_used, scopes)
+            Token(
+                f"{i:032x}",
+                "https://ws",
+                f"user{i % 5000}@example.com",
+                i % 5000,
+                "ci",
+                created,
+                expires,
+                last_used,
+                scopes,
+            )
         )
     return tokens
 
@@ -32,8 +41,10 @@ def main() -> None:
     now = datetime(2026, 11, 25, tzinfo=UTC)
     tracemalloc.start()
     tokens = make_tokens(N, now)
-    principals = {i: Principal(str(i), f"user{i}@example.com", f"User {i}", PrincipalType.USER, i % 7 != 0)
-                  for i in range(5000)}
+    principals = {
+        i: Principal(str(i), f"user{i}@example.com", f"User {i}", PrincipalType.USER, i % 7 != 0)
+        for i in range(5000)
+    }
     classifier = Classifier(Policy(), now)
     start = time.perf_counter()
     results = [classifier.classify(t, principals) for t in tokens]

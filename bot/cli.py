@@ -9,9 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from bot.errors import ConfigError, GovernanceError
-from bot.governance.audit import audit_fleet
-from bot.governance.models import Finding, Workspace, WorkspaceReport
+from bot.errors import GovernanceError
+from bot.governance.audit import audit
+from bot.governance.models import Finding, WorkspaceReport
+from bot.logs import configure_logging
 from bot.report import to_csv, to_json, to_table
 from bot.services import Services, build_services
 from bot.settings import load_settings
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when any token has one of these findings",
     )
 
+    serve = sub.add_parser("serve", help="run the Slack app (HTTP on $PORT, or Socket Mode)")
+    serve.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
+
     sub.add_parser("demo", help="run patbot on embedded defaults against an emulated fleet")
     return parser
 
@@ -67,7 +71,9 @@ class _ArgumentParserError(Exception):
     pass
 
 
-def main(argv: Sequence[str] | None = None, services: Services | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, services: Services | None = None, out: TextIO | None = None
+) -> int:
     """Entry point of the `patbot` console script."""
     logging.basicConfig(
         level=os.environ.get("PATBOT_LOG_LEVEL", "WARNING").upper(),
@@ -86,7 +92,12 @@ def main(argv: Sequence[str] | None = None, services: Services | None = None) ->
             return int(run_demo(sys.stdout))
         svc = services or build_services(load_settings(os.environ.get("PATBOT_SECRETS_DIR", "/run/secrets")))
         if args.command == "audit":
-            return run_audit(svc, args, sys.stdout, sys.stderr)
+            return run_audit(svc, args, out or sys.stdout, sys.stderr)
+        if args.command == "serve":
+            from handlers.serve import serve
+
+            configure_logging(os.environ.get("PATBOT_LOG_LEVEL", "INFO"))
+            return serve(svc, socket=args.socket)
     except GovernanceError as exc:
         print(f"patbot: {exc.user_message}", file=sys.stderr)
         return EXIT_ERROR
@@ -105,21 +116,8 @@ def main(argv: Sequence[str] | None = None, services: Services | None = None) ->
 
 def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`patbot audit`: print the report; exit 2 if a workspace failed, 1 on a --fail-on finding."""
-    fleet = svc.fleet
-    if args.workspace:
-        selected: list[Workspace] = []
-        for wanted in args.workspace:
-            matches = fleet.select(wanted)
-            if not matches:
-                known = ", ".join(ws.label for ws in fleet.workspaces())
-                raise ConfigError(f"--workspace {wanted}: no configured workspace matches (known: {known})")
-            selected.extend(m for m in matches if m not in selected)
-        gateways = [fleet.gateway(ws) for ws in selected]
-    else:
-        gateways = fleet.gateways()
-
     progress = None
-    if err.isatty() and len(gateways) > 1:
+    if err.isatty():
 
         def progress(done: int, total: int, ws: WorkspaceReport) -> None:
             err.write(f"\raudited {done}/{total} workspaces")
@@ -127,9 +125,10 @@ def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO)
                 err.write("\n")
             err.flush()
 
-    report = audit_fleet(
-        gateways,
+    report = audit(
+        svc.fleet,
         svc.policy,
+        selectors=args.workspace,
         now=svc.clock(),
         owner=args.owner,
         max_workers=svc.settings.audit_concurrency,

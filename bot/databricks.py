@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import requests
 from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk import errors as sdk_errors
+from databricks.sdk.config import Config
 from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError
 from databricks.sdk.service.provisioning import WorkspaceStatus
 from databricks.sdk.service.settings import TokenInfo
@@ -199,14 +201,15 @@ class WorkspaceGateway:
 
     def principals(self) -> list[Principal]:
         """SCIM users and service principals, with whether they are active."""
-        attributes = "id,userName,displayName,active"
+        return self.users() + self.service_principals()
+
+    def users(self) -> list[Principal]:
+        """SCIM users (only the attributes patbot needs)."""
         with translated_errors(self.workspace.label, "listing users"):
-            users = list(self.client.users.list(attributes=attributes))
-        with translated_errors(self.workspace.label, "listing service principals"):
-            sps = list(self.client.service_principals.list(attributes="id,applicationId,displayName,active"))
-        out = [
+            users = list(self.client.users.list(attributes="id,userName,displayName,active"))
+        return [
             Principal(
-                id=u.id or "",
+                id=u.id,
                 name=u.user_name or "",
                 display_name=u.display_name or u.user_name or "",
                 type=PrincipalType.USER,
@@ -215,9 +218,14 @@ class WorkspaceGateway:
             for u in users
             if u.id
         ]
-        out.extend(
+
+    def service_principals(self) -> list[Principal]:
+        """SCIM service principals, named by application ID."""
+        with translated_errors(self.workspace.label, "listing service principals"):
+            sps = list(self.client.service_principals.list(attributes="id,applicationId,displayName,active"))
+        return [
             Principal(
-                id=sp.id or "",
+                id=sp.id,
                 name=sp.application_id or "",
                 display_name=sp.display_name or sp.application_id or "",
                 type=PrincipalType.SERVICE_PRINCIPAL,
@@ -225,8 +233,7 @@ class WorkspaceGateway:
             )
             for sp in sps
             if sp.id
-        )
-        return out
+        ]
 
     def create_obo_token(self, application_id: str, lifetime: timedelta, comment: str) -> CreatedToken:
         """A token on behalf of a service principal; its value is returned once, for the secret scope."""
@@ -255,25 +262,29 @@ def workspace_client_factory(
     token: str | None = None,
     client_id: str | None = None,
     client_secret: str | None = None,
-    retry_timeout_seconds: int = 20,
+    retry_timeout_seconds: int = 10,
 ) -> ClientFactory:
     """Build `WorkspaceClient`s with the same credentials and a bounded retry budget.
 
     With no explicit credentials the SDK's unified auth (environment, profiles, cloud CLIs) applies.
+    The SDK probes `/.well-known/databricks-config` while building a client and spends one retry budget
+    there when the host is down, then another on the first call: an unreachable workspace therefore
+    fails after about twice the budget plus one HTTP timeout.
     """
 
     def build(workspace: Workspace) -> WorkspaceClient:
-        kwargs: dict[str, object] = {
+        kwargs: dict[str, Any] = {
             "host": workspace.host,
             "retry_timeout_seconds": retry_timeout_seconds,
-            "http_timeout_seconds": min(10, retry_timeout_seconds),
+            "http_timeout_seconds": min(5, retry_timeout_seconds),
         }
         if token:
             kwargs["token"] = token
         elif client_id and client_secret:
             kwargs["client_id"] = client_id
             kwargs["client_secret"] = client_secret
-        return WorkspaceClient(**kwargs)  # type: ignore[arg-type]
+        with translated_errors(workspace.label, "connecting"):
+            return WorkspaceClient(config=Config(**kwargs))
 
     return build
 

@@ -6,8 +6,11 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from databricks.sdk import AccountClient
+from databricks.sdk.config import Config
+from redis import Redis
 
 from bot.databricks import ClientFactory, HostResolver, discover_account_workspaces, workspace_client_factory
 from bot.errors import ConfigError
@@ -31,6 +34,7 @@ class Services:
     fleet: Fleet
     policy: Policy
     clock: Clock = field(default=utc_now)
+    redis: Redis[str] | None = None
 
     def replace(self, **changes: object) -> Services:
         """A copy with some parts swapped (tests, demo)."""
@@ -70,9 +74,10 @@ def build_fleet(
 
 
 def _account_client(settings: Settings) -> AccountClient:
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "account_id": settings.databricks_account_id,
         "retry_timeout_seconds": settings.databricks_timeout_seconds,
+        "http_timeout_seconds": min(5, settings.databricks_timeout_seconds),
     }
     if settings.databricks_account_host:
         kwargs["host"] = settings.databricks_account_host
@@ -82,7 +87,7 @@ def _account_client(settings: Settings) -> AccountClient:
     elif settings.databricks_token:
         kwargs["token"] = settings.databricks_token.get_secret_value()
     try:
-        return AccountClient(**kwargs)  # type: ignore[arg-type]
+        return AccountClient(config=Config(**kwargs))
     except ValueError as exc:
         raise ConfigError(f"DATABRICKS_ACCOUNT_ID: cannot authenticate to the account ({exc})") from None
 

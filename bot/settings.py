@@ -55,9 +55,9 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias="PATBOT_WORKSPACES"
     )
     databricks_timeout_seconds: int = Field(
-        default=20, ge=1, le=300, validation_alias="PATBOT_DATABRICKS_TIMEOUT_SECONDS"
+        default=10, ge=1, le=300, validation_alias="PATBOT_DATABRICKS_TIMEOUT_SECONDS"
     )
-    audit_concurrency: int = Field(default=16, ge=1, le=256, validation_alias="PATBOT_AUDIT_CONCURRENCY")
+    audit_concurrency: int = Field(default=64, ge=1, le=512, validation_alias="PATBOT_AUDIT_CONCURRENCY")
 
     # Stores and Slack targets
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")

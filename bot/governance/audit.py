@@ -3,44 +3,91 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 from bot.databricks import DatabricksError, WorkspaceGateway
+from bot.errors import GovernanceError
+from bot.fleet import Fleet
 from bot.governance.findings import Classifier
-from bot.governance.models import FleetReport, Policy, WorkspaceReport
+from bot.governance.models import FleetReport, Policy, Posture, Principal, Token, Workspace, WorkspaceReport
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, WorkspaceReport], None]
+T = TypeVar("T")
 
 
-def audit_workspace(
-    gateway: WorkspaceGateway, classifier: Classifier, owner: str | None = None
-) -> WorkspaceReport:
-    """Read one workspace's posture, principals and tokens and classify the tokens."""
-    report = WorkspaceReport(workspace=gateway.workspace)
+class UnknownWorkspace(GovernanceError):
+    """A workspace selector matched no governed workspace."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """The value of one Databricks read, or the message of its failure."""
+
+    value: T | None = None
+    error: str | None = None
+
+
+def capture(read: Callable[[], T], label: str) -> Outcome[T]:
+    """Run one read; a failure becomes a message instead of an exception."""
     try:
-        report.posture = gateway.posture()
-        tokens = gateway.list_tokens()
+        return Outcome(value=read())
     except DatabricksError as exc:
-        report.error = exc.user_message
-        return report
+        return Outcome(error=exc.user_message)
     except Exception as exc:  # never let one workspace sink the fleet
-        log.exception("unexpected failure auditing %s", gateway.workspace.label)
-        report.error = f"unexpected error ({type(exc).__name__})"
+        log.exception("unexpected failure reading %s", label)
+        return Outcome(error=f"unexpected error reading {label} ({type(exc).__name__})")
+
+
+def resolve_owner(token: Token, principals: Mapping[int, Principal]) -> Token:
+    """The owner is the principal behind `owner_id` (an on-behalf-of token is created by an admin)."""
+    principal = principals.get(token.owner_id) if token.owner_id is not None else None
+    if principal is None or not principal.name or principal.name == token.owner:
+        return token
+    return replace(token, owner=principal.name)
+
+
+def assemble(
+    workspace: Workspace,
+    posture: Outcome[Posture],
+    tokens: Outcome[list[Token]],
+    principals: Outcome[list[Principal]],
+    classifier: Classifier,
+    owner: str | None = None,
+) -> WorkspaceReport:
+    """One workspace's report from its reads: failed if posture or tokens failed."""
+    report = WorkspaceReport(workspace=workspace, posture=posture.value)
+    if posture.error is not None or tokens.error is not None or tokens.value is None:
+        report.error = tokens.error or posture.error
         return report
+    listed = tokens.value
+    by_id: dict[int, Principal] | None = None
+    if principals.value is not None:
+        by_id = {int(p.id): p for p in principals.value if p.id.isdigit()}
+        listed = [resolve_owner(t, by_id) for t in listed]
+    else:
+        report.warnings.append(f"orphaned tokens not checked: {principals.error}")
     if owner is not None:
         wanted = owner.lower()
-        tokens = [t for t in tokens if t.owner.lower() == wanted]
-    principals = None
-    try:
-        principals = {int(p.id): p for p in gateway.principals() if p.id.isdigit()}
-    except DatabricksError as exc:
-        report.warnings.append(f"orphaned tokens not checked: {exc.user_message}")
-    report.tokens = [classifier.classify(t, principals) for t in tokens]
+        listed = [t for t in listed if t.owner.lower() == wanted]
+        if by_id is not None:
+            report.owner_known = bool(listed) or any(p.name.lower() == wanted for p in by_id.values())
+    report.tokens = [classifier.classify(t, by_id) for t in listed]
     return report
+
+
+def _principals(
+    users: Future[Outcome[list[Principal]]], sps: Future[Outcome[list[Principal]]]
+) -> Outcome[list[Principal]]:
+    u, s = users.result(), sps.result()
+    if u.value is None or s.value is None:
+        return Outcome(error=u.error or s.error)
+    return Outcome(value=u.value + s.value)
 
 
 def audit_fleet(
@@ -49,20 +96,67 @@ def audit_fleet(
     *,
     now: datetime | None = None,
     owner: str | None = None,
-    max_workers: int = 16,
+    max_workers: int = 64,
     on_progress: ProgressCallback | None = None,
 ) -> FleetReport:
-    """Audit every workspace with a bounded pool; the report keeps the input order."""
+    """Audit every workspace; each workspace's four reads run as separate tasks of one bounded pool."""
     moment = now or datetime.now(UTC)
     classifier = Classifier(policy, moment)
-    results: list[WorkspaceReport | None] = [None] * len(gateways)
-    if gateways:
-        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(gateways)))) as pool:
-            futures = {
-                pool.submit(audit_workspace, gw, classifier, owner): i for i, gw in enumerate(gateways)
-            }
-            for done, future in enumerate(as_completed(futures), start=1):
-                result = results[futures[future]] = future.result()
-                if on_progress is not None:
-                    on_progress(done, len(gateways), result)
-    return FleetReport(generated_at=moment, workspaces=[r for r in results if r is not None])
+    reports: list[WorkspaceReport] = []
+    if not gateways:
+        return FleetReport(generated_at=moment, workspaces=reports)
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, 4 * len(gateways)))) as pool:
+        pending = [
+            (
+                gw,
+                pool.submit(capture, gw.posture, gw.workspace.label),
+                pool.submit(capture, gw.list_tokens, gw.workspace.label),
+                pool.submit(capture, gw.users, gw.workspace.label),
+                pool.submit(capture, gw.service_principals, gw.workspace.label),
+            )
+            for gw in gateways
+        ]
+        for done, (gw, posture, tokens, users, sps) in enumerate(pending, start=1):
+            report = assemble(
+                gw.workspace,
+                posture.result(),
+                tokens.result(),
+                _principals(users, sps),
+                classifier,
+                owner,
+            )
+            reports.append(report)
+            if on_progress is not None:
+                on_progress(done, len(gateways), report)
+    return FleetReport(generated_at=moment, workspaces=reports)
+
+
+def audit(
+    fleet: Fleet,
+    policy: Policy,
+    *,
+    now: datetime,
+    owner: str | None = None,
+    selectors: Sequence[str] = (),
+    max_workers: int = 64,
+    on_progress: ProgressCallback | None = None,
+) -> FleetReport:
+    """Audit the fleet, or the workspaces matching `selectors` (host, ID or name).
+
+    Raises `UnknownWorkspace` for a selector that matches nothing, and `DatabricksError` when the
+    account's workspaces cannot be listed.
+    """
+    if selectors:
+        chosen: list[Workspace] = []
+        for wanted in selectors:
+            matches = fleet.select(wanted)
+            if not matches:
+                known = ", ".join(ws.label for ws in fleet.workspaces())
+                raise UnknownWorkspace(f"No governed workspace matches {wanted!r}. Known: {known}.")
+            chosen.extend(m for m in matches if m not in chosen)
+        gateways = [fleet.gateway(ws) for ws in chosen]
+    else:
+        gateways = fleet.gateways()
+    return audit_fleet(
+        gateways, policy, now=now, owner=owner, max_workers=max_workers, on_progress=on_progress
+    )

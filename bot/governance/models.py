@@ -131,6 +131,7 @@ class WorkspaceReport:
     tokens: list[TokenAssessment] = field(default_factory=list)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    owner_known: bool | None = None  # with an owner filter: is that owner a principal here?
 
     @property
     def failed(self) -> bool:
@@ -156,6 +157,11 @@ class FleetReport:
     def failed(self) -> list[WorkspaceReport]:
         """Workspaces that could not be read."""
         return [ws for ws in self.workspaces if ws.failed]
+
+    def owner_known(self) -> bool | None:
+        """With an owner filter: whether any workspace lists the owner (None when none could tell)."""
+        answers = [ws.owner_known for ws in self.workspaces if ws.owner_known is not None]
+        return any(answers) if answers else None
 
     def totals_by_finding(self) -> dict[Finding, int]:
         """How many tokens carry each finding, in severity order."""

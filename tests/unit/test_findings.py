@@ -65,8 +65,18 @@ def test_expiry_rules(description: str, expires: datetime | None, expected: set[
         ("used 29 days ago is not stale", TODAY - timedelta(days=29), NOW - timedelta(days=40), False),
         ("used exactly 30 days ago is stale", TODAY - timedelta(days=30), NOW - timedelta(days=40), True),
         ("never used, created 29 days ago", None, NOW - timedelta(days=29), False),
-        ("never used, created exactly 30 calendar days ago", None, datetime(2026, 10, 26, 23, 59, tzinfo=UTC), True),
-        ("never used, created 30 days ago in the last second", None, datetime(2026, 10, 26, 23, 59, 59, tzinfo=UTC), True),
+        (
+            "never used, created exactly 30 calendar days ago",
+            None,
+            datetime(2026, 10, 26, 23, 59, tzinfo=UTC),
+            True,
+        ),
+        (
+            "never used, created 30 days ago in the last second",
+            None,
+            datetime(2026, 10, 26, 23, 59, 59, tzinfo=UTC),
+            True,
+        ),
     ],
 )
 def test_stale_uses_whole_calendar_days(
@@ -142,4 +152,4 @@ def test_days_until_auto_revoke(last_used: date | None, created: datetime, days_
 
 def test_classifier_refuses_naive_time() -> None:
     with pytest.raises(ValueError):
-        Classifier(POLICY, datetime(2026, 1, 1))  # noqa: DTZ001
+        Classifier(POLICY, datetime(2026, 1, 1))

@@ -8,11 +8,28 @@ from bot.errors import ConfigError
 from bot.settings import load_settings
 
 _PATBOT_VARS = (
-    "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "PATBOT_SLACK_API_URL", "DATABRICKS_HOST",
-    "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET", "DATABRICKS_ACCOUNT_ID",
-    "PATBOT_WORKSPACES", "REDIS_URL", "PATBOT_ADMIN_CHANNEL", "PATBOT_APPROVERS", "PATBOT_STALE_DAYS",
-    "PATBOT_MAX_LIFETIME_DAYS", "PATBOT_ROTATION_DAYS", "PATBOT_APPROVAL_TTL_HOURS", "PATBOT_REMINDER_CRON",
-    "PATBOT_TIMEZONE", "PATBOT_SECRET_SCOPE", "PATBOT_SCHEDULER", "PORT",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "PATBOT_SLACK_API_URL",
+    "DATABRICKS_HOST",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_ID",
+    "DATABRICKS_CLIENT_SECRET",
+    "DATABRICKS_ACCOUNT_ID",
+    "PATBOT_WORKSPACES",
+    "REDIS_URL",
+    "PATBOT_ADMIN_CHANNEL",
+    "PATBOT_APPROVERS",
+    "PATBOT_STALE_DAYS",
+    "PATBOT_MAX_LIFETIME_DAYS",
+    "PATBOT_ROTATION_DAYS",
+    "PATBOT_APPROVAL_TTL_HOURS",
+    "PATBOT_REMINDER_CRON",
+    "PATBOT_TIMEZONE",
+    "PATBOT_SECRET_SCOPE",
+    "PATBOT_SCHEDULER",
+    "PORT",
 )
 
 
@@ -55,7 +72,11 @@ def test_secrets_directory_is_read(tmp_path) -> None:
     [
         ("PATBOT_STALE_DAYS", "abc", "PATBOT_STALE_DAYS: Input should be a valid integer"),
         ("PATBOT_STALE_DAYS", "0", "PATBOT_STALE_DAYS: Input should be greater than or equal to 1"),
-        ("PATBOT_MAX_LIFETIME_DAYS", "731", "PATBOT_MAX_LIFETIME_DAYS: Input should be less than or equal to 730"),
+        (
+            "PATBOT_MAX_LIFETIME_DAYS",
+            "731",
+            "PATBOT_MAX_LIFETIME_DAYS: Input should be less than or equal to 730",
+        ),
         ("PATBOT_APPROVAL_TTL_HOURS", "-1", "PATBOT_APPROVAL_TTL_HOURS: Input should be greater than 0"),
         ("PATBOT_APPROVERS", "U123,bob", "PATBOT_APPROVERS: expected Slack user"),
         ("PATBOT_ADMIN_CHANNEL", "#admins", "PATBOT_ADMIN_CHANNEL: expected a Slack channel ID"),
@@ -79,12 +100,12 @@ def test_invalid_values_name_the_variable(
 
 def test_serve_requirements_name_the_first_missing_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
-    with pytest.raises(ConfigError, match="^SLACK_SIGNING_SECRET is required"):
+    with pytest.raises(ConfigError, match=r"^SLACK_SIGNING_SECRET is required"):
         load_settings().require_for_serve()
 
 
 def test_databricks_is_required_for_the_fleet() -> None:
-    with pytest.raises(ConfigError, match="^DATABRICKS_HOST is required"):
+    with pytest.raises(ConfigError, match=r"^DATABRICKS_HOST is required"):
         load_settings().require_databricks()
 
 

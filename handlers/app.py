@@ -1,0 +1,42 @@
+"""`create_app(settings, services)`: the Bolt app, built on demand (no module-level app or clients)."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.services import Services
+from bot.settings import Settings
+from bot.slack_directory import SlackDirectory
+from handlers import register
+from handlers.context import SlackContext
+from handlers.metrics import Metrics
+
+
+def slack_client(settings: Settings) -> WebClient:
+    """A `WebClient` for `PATBOT_SLACK_API_URL` that waits out 429s (never used on the ack path)."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=15)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=5))
+    return client
+
+
+def create_app(settings: Settings, services: Services) -> tuple[App, SlackContext]:
+    """The Bolt app with every listener registered, and the context its listeners share."""
+    settings.require("slack_bot_token", "slack_signing_secret")
+    client = slack_client(settings)
+    assert settings.slack_signing_secret is not None
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
+    ctx = SlackContext(
+        services=services,
+        directory=SlackDirectory(client, settings.approvers),
+        metrics=Metrics(),
+    )
+    register(app, ctx)
+    return app, ctx

@@ -1,0 +1,31 @@
+"""One place where failures become short, safe messages for Slack users."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from slack_sdk.errors import SlackApiError
+
+from bot.databricks import DatabricksError
+from bot.errors import GovernanceError
+from handlers.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def user_message(exc: BaseException, metrics: Metrics | None = None) -> str:
+    """What to tell the user about `exc`; unexpected failures are logged with a reference."""
+    if isinstance(exc, DatabricksError) and metrics is not None:
+        metrics.databricks_errors.labels(type(exc).__name__).inc()
+    if isinstance(exc, GovernanceError):
+        return exc.user_message
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error", "unknown_error"))
+        if metrics is not None:
+            metrics.slack_errors.labels(error).inc()
+        log.warning("Slack API error: %s", error)
+        return f"Slack refused a call patbot needed ({error}). Nothing was changed; try again shortly."
+    ref = uuid.uuid4().hex[:8]
+    log.error("unexpected failure (ref %s)", ref, exc_info=exc)
+    return f"Something went wrong inside patbot (ref {ref}). Nothing was changed; an admin can find it in the logs."

@@ -1,0 +1,33 @@
+"""The App Home tab: the user's own tokens and findings, each with a Revoke button."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from handlers.blocks import home_view
+from handlers.context import SlackContext
+from handlers.errors import user_message
+
+
+def register_home(app: App, ctx: SlackContext) -> None:
+    """Wire `app_home_opened`."""
+
+    @app.event("app_home_opened")
+    def publish_home(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user_id = str(event["user"])
+        client.views_publish(user_id=user_id, view=build_home(ctx, user_id))
+
+
+def build_home(ctx: SlackContext, user_id: str) -> dict[str, Any]:
+    """The Home view for one user; failures become a message in the view."""
+    try:
+        email = ctx.directory.email_of(user_id)
+        report = ctx.audit(owner=email)
+    except Exception as exc:
+        return home_view(None, None, problem=user_message(exc, ctx.metrics))
+    return home_view(report, email)

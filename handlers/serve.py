@@ -1,0 +1,35 @@
+"""`patbot serve`: HTTP (waitress) or Socket Mode, health endpoints served in both."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.services import Services
+from handlers.app import create_app
+from handlers.server import make_server, serve_in_thread, wsgi_app
+
+log = logging.getLogger(__name__)
+
+
+def serve(services: Services, *, socket: bool = False) -> int:
+    """Run the Slack app until interrupted."""
+    settings = services.settings
+    settings.require_for_serve()
+    app, ctx = create_app(settings, services)
+    use_socket = socket or settings.slack_app_token is not None
+    if use_socket:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        from bot.errors import ConfigError
+
+        if settings.slack_app_token is None:
+            raise ConfigError("SLACK_APP_TOKEN is required for --socket (an xapp- app-level token)")
+        health = make_server(wsgi_app(None, ctx), "0.0.0.0", settings.port)
+        serve_in_thread(health)
+        log.info("Socket Mode; health endpoints on port %s", settings.port)
+        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+        return 0
+    server = make_server(wsgi_app(app, ctx), "0.0.0.0", settings.port)
+    log.info("serving Slack events on port %s", settings.port)
+    server.run()
+    return 0

@@ -1,0 +1,76 @@
+"""HTTP serving: Bolt behind waitress (production WSGI), with /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import waitress
+from redis.exceptions import RedisError
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import BaseWSGIServer, MultiSocketServer
+
+from handlers.context import SlackContext
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def wsgi_app(app: App | None, ctx: SlackContext) -> WsgiApp:
+    """One WSGI callable: Slack events (when `app` is given) and the health and metrics endpoints."""
+    slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
+
+    def plain(
+        start_response: StartResponse, status: str, body: bytes, ctype: str = "text/plain"
+    ) -> list[bytes]:
+        start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz":
+            return plain(start_response, "200 OK", b"ok\n")
+        if path == "/readyz":
+            ok, detail = redis_ready(ctx)
+            return plain(
+                start_response, "200 OK" if ok else "503 Service Unavailable", detail.encode() + b"\n"
+            )
+        if path == "/metrics":
+            return plain(start_response, "200 OK", ctx.metrics.render(), "text/plain; version=0.0.4")
+        if path == "/slack/events" and method == "POST" and slack is not None:
+            return slack(environ, start_response)
+        return plain(start_response, "404 Not Found", b"not found\n")
+
+    return application
+
+
+def redis_ready(ctx: SlackContext) -> tuple[bool, str]:
+    """Whether the store answers a PING."""
+    redis = ctx.services.redis
+    if redis is None:
+        return True, "ok (no store configured)"
+    try:
+        redis.ping()
+    except (RedisError, OSError) as exc:
+        return False, f"redis unavailable: {type(exc).__name__}"
+    return True, "ok"
+
+
+def make_server(application: WsgiApp, host: str, port: int, threads: int = 16) -> BaseWSGIServer:
+    """A waitress server bound now (port 0 picks a free one); call `.run()` to serve."""
+    server = waitress.create_server(application, host=host, port=port, threads=threads, ident="patbot")
+    assert not isinstance(server, MultiSocketServer)
+    return server
+
+
+def serve_in_thread(server: BaseWSGIServer) -> threading.Thread:
+    """Run a server on a daemon thread (tests, and health endpoints beside Socket Mode)."""
+    thread = threading.Thread(target=server.run, name="patbot-http", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,123 @@
+"""The fleet audit through the real SDK against the Databricks emulator."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from bot.governance.audit import UnknownWorkspace, audit
+from bot.governance.models import Finding, Policy, PrincipalType
+from bot.sandbox.databricks_emulator import DatabricksEmulator
+from tests.fixtures.emulators import emulator_fleet
+
+pytestmark = pytest.mark.integration
+
+
+def test_audit_reads_every_workspace_with_posture_and_findings(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    report = audit(emulator_fleet(databricks), Policy(), now=now)
+    assert [ws.workspace.name for ws in report.workspaces] == ["prod", "staging", "analytics"]
+    assert not report.failed
+    assert len(report.tokens) == 30
+    prod = report.workspaces[0]
+    assert (
+        prod.posture is not None
+        and prod.posture.max_token_lifetime_days == 90
+        and prod.posture.max_lifetime_set
+    )
+    staging = report.workspaces[1]
+    assert staging.posture is not None and staging.posture.max_token_lifetime_days == 730
+    assert not staging.posture.max_lifetime_set
+    totals = report.totals_by_finding()
+    assert totals[Finding.ORPHANED] >= 3, "dave is deactivated and owns three tokens"
+    assert totals[Finding.NON_EXPIRING] > 0 and totals[Finding.STALE] > 0
+
+
+def test_orphaned_and_principal_types(databricks: DatabricksEmulator, now: datetime) -> None:
+    report = audit(emulator_fleet(databricks), Policy(), now=now)
+    dave = [t for t in report.tokens if t.token.owner == "dave@example.com"]
+    assert dave and all(Finding.ORPHANED in t.findings for t in dave)
+    etl = [t for t in report.tokens if t.owner_display == "etl-pipeline"]
+    assert etl and all(t.principal_type is PrincipalType.SERVICE_PRINCIPAL for t in etl)
+
+
+def test_owner_filter_and_owner_known(databricks: DatabricksEmulator, now: datetime) -> None:
+    fleet = emulator_fleet(databricks)
+    mine = audit(fleet, Policy(), now=now, owner="Alice@Example.com")
+    assert mine.tokens and {t.token.owner for t in mine.tokens} == {"alice@example.com"}
+    assert mine.owner_known() is True
+    nobody = audit(fleet, Policy(), now=now, owner="mallory@example.com")
+    assert nobody.tokens == [] and nobody.owner_known() is False
+
+
+def test_on_behalf_of_tokens_belong_to_the_service_principal(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    with databricks.lock:
+        prod = databricks.workspace("prod")
+        etl_token = next(t for t in prod.tokens if t.comment == "nightly ETL")
+        etl_token.created_by_id = prod.caller_id
+        etl_token.created_by_username = prod.caller_user_name
+    report = audit(emulator_fleet(databricks), Policy(), now=now, owner="patbot-admin@example.com")
+    assert report.tokens == [], "the admin who created an OBO token does not own it"
+
+
+def test_selectors_pick_workspaces_by_name_host_or_id(databricks: DatabricksEmulator, now: datetime) -> None:
+    fleet = emulator_fleet(databricks)
+    by_name = audit(fleet, Policy(), now=now, selectors=["staging"])
+    assert [ws.workspace.name for ws in by_name.workspaces] == ["staging"]
+    host = databricks.host_of("analytics")
+    by_host = audit(fleet, Policy(), now=now, selectors=[host.split("://")[1]])
+    assert [ws.workspace.name for ws in by_host.workspaces] == ["analytics"]
+    ws_id = str(databricks.workspace("prod").workspace_id)
+    assert [ws.workspace.name for ws in audit(fleet, Policy(), now=now, selectors=[ws_id]).workspaces] == [
+        "prod"
+    ]
+    with pytest.raises(UnknownWorkspace, match="Known: prod, staging, analytics"):
+        audit(fleet, Policy(), now=now, selectors=["nope"])
+
+
+def test_a_forbidden_workspace_is_reported_while_the_rest_complete(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    databricks.fail("staging", "/api/2.0/token-management/tokens", 403)
+    report = audit(emulator_fleet(databricks), Policy(), now=now)
+    failed = report.failed
+    assert [ws.workspace.name for ws in failed] == ["staging"]
+    assert "permission denied" in (failed[0].error or "")
+    assert len(report.tokens) == 20
+
+
+def test_scim_forbidden_skips_orphan_detection_with_a_warning(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    databricks.fail("prod", "/api/2.0/preview/scim/v2/Users", 403)
+    report = audit(emulator_fleet(databricks), Policy(), now=now)
+    prod = report.workspaces[0]
+    assert not prod.failed and prod.warnings and "orphaned tokens not checked" in prod.warnings[0]
+    assert all(Finding.ORPHANED not in t.findings for t in prod.tokens)
+
+
+def test_429_then_success(databricks: DatabricksEmulator, now: datetime) -> None:
+    databricks.fail("prod", "/api/2.0/token-management/tokens", 429, times=1, retry_after=1)
+    report = audit(emulator_fleet(databricks), Policy(), now=now)
+    assert not report.failed and len(report.tokens) == 30
+
+
+def test_retry_budget_running_out_fails_only_that_workspace(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    databricks.fail("analytics", "/api/2.0/token-management/tokens", 503)
+    report = audit(emulator_fleet(databricks, retry_seconds=2), Policy(), now=now)
+    assert [ws.workspace.name for ws in report.failed] == ["analytics"]
+    assert "timed out" in (report.failed[0].error or "")
+
+
+def test_connection_refused_is_reported(databricks: DatabricksEmulator, now: datetime) -> None:
+    fleet = emulator_fleet(databricks, retry_seconds=1)
+    databricks.take_down("prod")
+    report = audit(fleet, Policy(), now=now)
+    assert [ws.workspace.name for ws in report.failed] == ["prod"]
+    assert "cannot connect" in (report.failed[0].error or "")

@@ -1,0 +1,169 @@
+"""`patbot audit`: formats, filters, exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmulator
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_patbot(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "PATBOT_", "SLACK_"))}
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=120,
+        cwd=cwd or ROOT,
+    )
+
+
+def fleet_env(databricks: DatabricksEmulator) -> dict[str, str]:
+    return {
+        "PATBOT_WORKSPACES": ",".join(databricks.hosts),
+        "DATABRICKS_TOKEN": DEFAULT_ADMIN_TOKEN,
+        "PATBOT_DATABRICKS_TIMEOUT_SECONDS": "2",
+    }
+
+
+def test_json_carries_every_field(databricks: DatabricksEmulator, tmp_path: Path) -> None:
+    result = run_patbot("audit", "--format", "json", env=fleet_env(databricks), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert len(doc["tokens"]) == 30 and len(doc["workspaces"]) == 3
+    token = doc["tokens"][0]
+    assert set(token) == {
+        "workspace",
+        "token_id",
+        "owner",
+        "principal_type",
+        "comment",
+        "created",
+        "expires",
+        "last_used",
+        "findings",
+        "days_until_auto_revoke",
+    }
+    assert token["created"].endswith("Z")
+    ws = doc["workspaces"][0]
+    assert {"tokens_enabled", "max_token_lifetime_days", "error"} <= set(ws)
+    assert DEFAULT_ADMIN_TOKEN not in result.stdout + result.stderr
+
+
+def test_csv_and_owner_filter(databricks: DatabricksEmulator, tmp_path: Path) -> None:
+    result = run_patbot(
+        "audit", "--format", "csv", "--owner", "bob@example.com", env=fleet_env(databricks), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows and {r["owner"] for r in rows} == {"bob@example.com"}
+    assert all(
+        r["workspace"] in {"prod", "staging", "analytics"} or r["workspace"].startswith("127.0.0.1")
+        for r in rows
+    )
+
+
+def test_table_is_the_default(databricks: DatabricksEmulator, tmp_path: Path) -> None:
+    result = run_patbot("audit", env=fleet_env(databricks), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("WORKSPACE") and "30 tokens in 3 workspaces" in result.stdout
+
+
+def test_fail_on_exits_1_when_a_finding_exists(databricks: DatabricksEmulator, tmp_path: Path) -> None:
+    env = fleet_env(databricks)
+    assert run_patbot("audit", "--fail-on", "non_expiring,stale", env=env, cwd=tmp_path).returncode == 1
+    only_carol = run_patbot(
+        "audit", "--owner", "nobody@example.com", "--fail-on", "stale", env=env, cwd=tmp_path
+    )
+    assert only_carol.returncode == 0
+
+
+def test_bad_fail_on_value_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = run_patbot(
+        "audit", "--fail-on", "stale,bogus", env={"DATABRICKS_HOST": "https://x"}, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "unknown finding bogus" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_configuration_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = run_patbot("audit", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "patbot: DATABRICKS_HOST is required but not set (or PATBOT_WORKSPACES, or DATABRICKS_ACCOUNT_ID)"
+    ]
+
+
+def test_invalid_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = run_patbot(
+        "audit", env={"DATABRICKS_HOST": "https://x", "PATBOT_STALE_DAYS": "soon"}, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("patbot: PATBOT_STALE_DAYS:") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_failed_workspace_exits_2_but_prints_the_rest(databricks: DatabricksEmulator, tmp_path: Path) -> None:
+    databricks.fail("staging", "/api/2.0/token-management/tokens", 403)
+    result = run_patbot("audit", "--format", "json", env=fleet_env(databricks), cwd=tmp_path)
+    assert result.returncode == 2
+    doc = json.loads(result.stdout)
+    assert len(doc["tokens"]) == 20
+    assert (
+        "could not read staging" not in result.stderr
+    )  # labels are hosts without names in PATBOT_WORKSPACES
+    assert "permission denied" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_workspace_fails_fast(databricks: DatabricksEmulator, tmp_path: Path) -> None:
+    databricks.take_down("analytics")
+    result = run_patbot("audit", env=fleet_env(databricks), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot connect" in result.stderr
+
+
+def test_workspace_selector_and_unknown_workspace(databricks: DatabricksEmulator, tmp_path: Path) -> None:
+    env = fleet_env(databricks)
+    host = databricks.host_of("prod")
+    result = run_patbot("audit", "--format", "json", "--workspace", host, env=env, cwd=tmp_path)
+    assert result.returncode == 0 and len(json.loads(result.stdout)["workspaces"]) == 1
+    unknown = run_patbot("audit", "--workspace", "nope.example.com", env=env, cwd=tmp_path)
+    assert unknown.returncode == 2 and "No governed workspace matches 'nope.example.com'" in unknown.stderr
+
+
+def test_account_mode_discovers_running_workspaces(databricks: DatabricksEmulator, now) -> None:
+    from bot.services import build_services
+    from bot.settings import Settings
+
+    with databricks.lock:
+        databricks.workspace("analytics").status = "PROVISIONING"
+    settings = Settings(
+        _env_file=None,
+        databricks_account_id=databricks.account_id,  # type: ignore[call-arg]
+        databricks_account_host=databricks.account_host,
+        databricks_token=DEFAULT_ADMIN_TOKEN,
+        databricks_timeout_seconds=2,
+    )
+    services = build_services(settings, host_resolver=databricks.host_for_deployment)
+    out = io.StringIO()
+    code = main(["audit", "--format", "json"], services=services, out=out)
+    assert code == 0
+    names = [ws["workspace"] for ws in json.loads(out.getvalue())["workspaces"]]
+    assert names == ["prod", "staging"]
