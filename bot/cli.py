@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from bot.errors import GovernanceError
+from bot.errors import ConfigError, GovernanceError
 from bot.governance.audit import audit
 from bot.governance.models import Finding, WorkspaceReport
 from bot.logs import configure_logging
-from bot.report import to_csv, to_json, to_table
+from bot.report import format_table, to_csv, to_json, to_table
 from bot.services import Services, build_services
 from bot.settings import load_settings
 
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when any token has one of these findings",
     )
 
+    log_cmd = sub.add_parser("log", help="print the audit log of requests and decisions")
+    log_cmd.add_argument("--format", choices=("table", "json"), default="table")
+    log_cmd.add_argument("--limit", type=int, default=None, metavar="N", help="only the latest N entries")
+
     serve = sub.add_parser("serve", help="run the Slack app (HTTP on $PORT, or Socket Mode)")
     serve.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
 
@@ -91,8 +96,15 @@ def main(
 
             return int(run_demo(sys.stdout))
         svc = services or build_services(load_settings(os.environ.get("PATBOT_SECRETS_DIR", "/run/secrets")))
+        if svc.embedded_store and args.command in {"serve", "log"}:
+            log.warning(
+                "REDIS_URL is not set: using the embedded in-memory store; pending approvals and the "
+                "audit log do not survive a restart"
+            )
         if args.command == "audit":
             return run_audit(svc, args, out or sys.stdout, sys.stderr)
+        if args.command == "log":
+            return run_log(svc, args, out or sys.stdout)
         if args.command == "serve":
             from handlers.serve import serve
 
@@ -144,6 +156,53 @@ def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO)
     fail_on = set(args.fail_on)
     if fail_on and any(fail_on.intersection(t.findings) for t in report.tokens):
         return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def run_log(svc: Services, args: argparse.Namespace, out: TextIO) -> int:
+    """`patbot log`: the audit log of requests and decisions, oldest first."""
+    if svc.approvals is None:
+        raise ConfigError("REDIS_URL: no approvals store is configured")
+    entries = svc.approvals.audit.entries(args.limit)
+    rows = [
+        {
+            "time": e.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "event": e.event,
+            "request": e.request_id,
+            "kind": e.kind,
+            "token": e.subject,
+            "workspace": e.workspace,
+            "requester": e.requester,
+            "approver": e.actor or "",
+            "outcome": e.outcome or "",
+            "detail": e.detail or "",
+        }
+        for e in entries
+    ]
+    if args.format == "json":
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return EXIT_OK
+    header = ("TIME", "EVENT", "REQUEST", "KIND", "TOKEN", "WORKSPACE", "REQUESTER", "APPROVER", "OUTCOME")
+    table = [
+        tuple(
+            str(r[k])
+            for k in (
+                "time",
+                "event",
+                "request",
+                "kind",
+                "token",
+                "workspace",
+                "requester",
+                "approver",
+                "outcome",
+            )
+        )
+        for r in rows
+    ]
+    out.write("\n".join(format_table(header, table)) + "\n")
+    if not rows:
+        out.write("(no requests yet)\n")
     return EXIT_OK
 
 

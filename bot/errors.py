@@ -25,3 +25,7 @@ class AmbiguousToken(GovernanceError):
     def __init__(self, user_message: str, candidates: list[str]) -> None:
         super().__init__(user_message)
         self.candidates = candidates
+
+
+class UnknownWorkspace(GovernanceError):
+    """A workspace selector matched no governed workspace."""

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 from bot.databricks import ClientFactory, WorkspaceGateway
+from bot.errors import UnknownWorkspace
 from bot.governance.models import Workspace
 
 
@@ -48,6 +49,13 @@ class Fleet:
     def gateways(self) -> list[WorkspaceGateway]:
         """A gateway for every workspace."""
         return [self.gateway(ws) for ws in self.workspaces()]
+
+    def by_host(self, host: str) -> Workspace:
+        """The governed workspace with this host; `UnknownWorkspace` when none."""
+        for ws in self.workspaces():
+            if ws.host == host:
+                return ws
+        raise UnknownWorkspace(f"{host} is not a governed workspace any more.")
 
     def select(self, selector: str) -> list[Workspace]:
         """Workspaces matching a host (with or without scheme), a workspace ID or a name."""

@@ -116,7 +116,7 @@ def to_table(report: FleetReport) -> str:
         )
         for ws in report.workspaces
     ]
-    lines += _table(("WORKSPACE", "PATS", "MAX_DAYS", "TOKENS", "NOTE"), ws_rows)
+    lines += format_table(("WORKSPACE", "PATS", "MAX_DAYS", "TOKENS", "NOTE"), ws_rows)
     lines.append("")
     token_rows = [
         (
@@ -131,7 +131,7 @@ def to_table(report: FleetReport) -> str:
         )
         for item, label in _labelled_tokens(report)
     ]
-    lines += _table(
+    lines += format_table(
         ("WORKSPACE", "TOKEN", "OWNER", "TYPE", "EXPIRES", "LAST_USED", "FINDINGS", "AUTO_REVOKE_IN"),
         token_rows,
     )
@@ -143,7 +143,8 @@ def to_table(report: FleetReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+def format_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Fixed-width columns, two spaces apart."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return [fmt.format(*header).rstrip()] + [fmt.format(*r).rstrip() for r in rows]

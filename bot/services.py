@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from databricks.sdk import AccountClient
 from databricks.sdk.config import Config
 from redis import Redis
 
+from bot.approvals import ApprovalStore, connect_redis
 from bot.databricks import ClientFactory, HostResolver, discover_account_workspaces, workspace_client_factory
 from bot.errors import ConfigError
 from bot.fleet import Fleet
@@ -34,7 +35,9 @@ class Services:
     fleet: Fleet
     policy: Policy
     clock: Clock = field(default=utc_now)
-    redis: Redis[str] | None = None
+    redis: Redis[Any] | None = None
+    approvals: ApprovalStore | None = None
+    embedded_store: bool = False
 
     def replace(self, **changes: object) -> Services:
         """A copy with some parts swapped (tests, demo)."""
@@ -92,10 +95,21 @@ def _account_client(settings: Settings) -> AccountClient:
         raise ConfigError(f"DATABRICKS_ACCOUNT_ID: cannot authenticate to the account ({exc})") from None
 
 
+def build_store(settings: Settings, clock: Clock = utc_now) -> tuple[Redis[Any], ApprovalStore, bool]:
+    """The Redis client (real, or embedded when `REDIS_URL` is unset) and the approval store on it."""
+    client, embedded = connect_redis(settings.redis_url)
+    store = ApprovalStore(client, ttl=timedelta(hours=settings.approval_ttl_hours), clock=clock)
+    return client, store, embedded
+
+
 def build_services(settings: Settings, **fleet_parts: object) -> Services:
     """Build every long-lived part from the settings."""
+    client, store, embedded = build_store(settings)
     return Services(
         settings=settings,
         fleet=build_fleet(settings, **fleet_parts),  # type: ignore[arg-type]
         policy=policy_from(settings),
+        redis=client,
+        approvals=store,
+        embedded_store=embedded,
     )

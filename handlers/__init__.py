@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
+from handlers.approvals import register_approvals
 from handlers.commands import register_commands
 from handlers.context import SlackContext
 from handlers.home import register_home
@@ -14,3 +15,4 @@ def register(app: App, ctx: SlackContext) -> None:
     app.use(ctx.metrics.middleware)
     register_commands(app, ctx)
     register_home(app, ctx)
+    register_approvals(app, ctx)

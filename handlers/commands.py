@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.report import to_csv
+from handlers.approvals import REVOKE_USAGE, revoke_request
 from handlers.blocks import Block, error_blocks, fleet_audit_blocks, help_blocks, own_audit_blocks, section
 from handlers.context import SlackContext
 from handlers.errors import user_message
@@ -49,7 +50,12 @@ def dispatch(ctx: SlackContext, client: WebClient, user_id: str, text: str) -> l
     command = parse_command(text)
     if command.name == "audit":
         return audit_command(ctx, client, user_id, parse_audit_scope(command.args))
-    if command.name in {"revoke", "create", "rotate", "policy"}:
+    if command.name == "revoke":
+        if not command.args:
+            return [section(REVOKE_USAGE)]
+        reason = command.rest[len(command.args[0]) :].strip()
+        return revoke_request(ctx, client, user_id, command.args[0], reason)
+    if command.name in {"create", "rotate", "policy"}:
         return [section(f"`/pat {command.name}` is not available in this version of patbot yet.")]
     blocks = help_blocks(ctx.directory.is_approver(user_id))
     if command.rest:

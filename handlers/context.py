@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.governance.audit import audit
 from bot.governance.models import FleetReport
+from bot.operations import Operations
 from bot.services import Services
 from bot.slack_directory import SlackDirectory
 from handlers.metrics import Metrics
@@ -18,6 +19,7 @@ class SlackContext:
     services: Services
     directory: SlackDirectory
     metrics: Metrics
+    operations: Operations
 
     def audit(self, *, owner: str | None = None, selectors: tuple[str, ...] = ()) -> FleetReport:
         """A fleet audit with the configured policy and concurrency, counting workspace failures."""

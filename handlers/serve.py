@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import logging
+import threading
+
+from slack_sdk import WebClient
 
 from bot.services import Services
 from handlers.app import create_app
+from handlers.approvals import sweep_expired
+from handlers.context import SlackContext
+from handlers.errors import user_message
 from handlers.server import make_server, serve_in_thread, wsgi_app
 
 log = logging.getLogger(__name__)
+
+
+def start_sweeper(ctx: SlackContext, client: WebClient, interval: float = 60.0) -> threading.Event:
+    """Expire overdue requests and update their admin messages every `interval` seconds."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                sweep_expired(ctx, client)
+            except Exception as exc:  # keep sweeping; the store may be back next time
+                log.warning("expiry sweep failed: %s", user_message(exc, ctx.metrics))
+
+    threading.Thread(target=loop, name="patbot-sweeper", daemon=True).start()
+    return stop
 
 
 def serve(services: Services, *, socket: bool = False) -> int:
@@ -16,6 +37,7 @@ def serve(services: Services, *, socket: bool = False) -> int:
     settings = services.settings
     settings.require_for_serve()
     app, ctx = create_app(settings, services)
+    start_sweeper(ctx, app.client)
     use_socket = socket or settings.slack_app_token is not None
     if use_socket:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

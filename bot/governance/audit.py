@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from bot.databricks import DatabricksError, WorkspaceGateway
-from bot.errors import GovernanceError
+from bot.errors import UnknownWorkspace
 from bot.fleet import Fleet
 from bot.governance.findings import Classifier
 from bot.governance.models import FleetReport, Policy, Posture, Principal, Token, Workspace, WorkspaceReport
@@ -19,10 +19,6 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, WorkspaceReport], None]
 T = TypeVar("T")
-
-
-class UnknownWorkspace(GovernanceError):
-    """A workspace selector matched no governed workspace."""
 
 
 @dataclass(frozen=True, slots=True)

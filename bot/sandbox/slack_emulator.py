@@ -372,6 +372,7 @@ class SlackEmulator:
         self._messages: dict[str, dict[str, Message]] = {}
         self._ephemerals: list[Ephemeral] = []
         self._views: dict[str, Args] = {}
+        self._modals: dict[str, Args] = {}
         self._files: dict[str, UploadedFile] = {}
         self._response_posts: list[ResponsePost] = []
 
@@ -396,6 +397,8 @@ class SlackEmulator:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
         }
@@ -640,6 +643,11 @@ class SlackEmulator:
                 for e in self._ephemerals
                 if (user is None or e.user == user) and (channel is None or e.channel == channel)
             ]
+
+    def modals(self) -> list[Args]:
+        """Every modal opened (as last updated), oldest first."""
+        with self._lock:
+            return [copy.deepcopy(v) for v in self._modals.values()]
 
     def home_view(self, user_id: str) -> Args | None:
         """The App Home view last published for *user_id*."""
@@ -987,6 +995,40 @@ class SlackEmulator:
         }
         self._views[user.id] = published
         return {"view": copy.deepcopy(published)}
+
+    def _views_open(self, args: Args) -> Args:
+        if not _str(args, "trigger_id"):
+            raise SlackError("invalid_trigger_id")
+        view = _json(args, "view")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackError("invalid_arguments")
+        opened: Args = {
+            "id": self._new_id("V"),
+            "team_id": self.team_id,
+            "app_id": "A1",
+            "bot_id": self.bot_id,
+            "callback_id": "",
+            "private_metadata": "",
+            "external_id": "",
+            "state": {"values": {}},
+            "hash": f"{self.now():.6f}",
+            **view,
+        }
+        self._modals[opened["id"]] = opened
+        return {"view": copy.deepcopy(opened)}
+
+    def _views_update(self, args: Args) -> Args:
+        view_id = _str(args, "view_id")
+        current = self._modals.get(view_id or "")
+        if current is None:
+            raise SlackError("not_found")
+        view = _json(args, "view")
+        if not isinstance(view, dict):
+            raise SlackError("invalid_arguments")
+        updated: Args = {**current, "callback_id": "", "private_metadata": "", **view}
+        updated["hash"] = f"{self.now():.6f}"
+        self._modals[current["id"]] = updated
+        return {"view": copy.deepcopy(updated)}
 
     def _files_get_upload_url_external(self, args: Args) -> Args:
         filename = _required(args, "filename")

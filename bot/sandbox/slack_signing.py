@@ -202,3 +202,27 @@ def event_body(
             }
         ]
     return json.dumps(envelope)
+
+
+def view_submission_body(
+    user_id: str,
+    view: dict[str, Any],
+    *,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+    token: str = _DEFAULT_VERIFICATION_TOKEN,
+) -> str:
+    """A ``view_submission`` interaction body for a modal (form-encoded ``payload=<json>``)."""
+    payload: dict[str, Any] = {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": "emulated"},
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "trigger_id": _trigger_id(),
+        "view": {"state": {"values": {}}, **view},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    return urlencode({"payload": json.dumps(payload)})
