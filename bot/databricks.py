@@ -77,6 +77,12 @@ def translate_error(exc: BaseException, workspace: str, action: str) -> Databric
         return DatabricksNotFound(f"{where}: not found ({detail})", workspace)
     if isinstance(cause, sdk_errors.TooManyRequests):
         return DatabricksRateLimited(f"{where}: rate limited by Databricks; try again shortly", workspace)
+    if getattr(cause, "error_code", None) == "QUOTA_EXCEEDED":
+        return DatabricksRejected(
+            f"{where}: token quota reached (Databricks allows 600 tokens per user or principal); "
+            "revoke unused tokens first",
+            workspace,
+        )
     if isinstance(cause, sdk_errors.BadRequest):
         return DatabricksRejected(f"{where}: rejected ({detail})", workspace)
     if isinstance(cause, requests.ConnectionError):

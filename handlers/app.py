@@ -7,7 +7,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.errors import ConfigError
-from bot.operations import Operations
+from bot.operations import Operations, SecretKeys
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_directory import SlackDirectory
@@ -27,7 +27,7 @@ def slack_client(settings: Settings) -> WebClient:
 def create_app(settings: Settings, services: Services) -> tuple[App, SlackContext]:
     """The Bolt app with every listener registered, and the context its listeners share."""
     settings.require("slack_bot_token", "slack_signing_secret")
-    if services.approvals is None:
+    if services.approvals is None or services.redis is None:
         raise ConfigError("REDIS_URL: the Slack app needs an approvals store")
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
@@ -41,7 +41,7 @@ def create_app(settings: Settings, services: Services) -> tuple[App, SlackContex
         services=services,
         directory=SlackDirectory(client, settings.approvers),
         metrics=Metrics(),
-        operations=Operations(services.fleet, services.approvals),
+        operations=Operations(services.fleet, services.approvals, SecretKeys(services.redis)),
     )
     register(app, ctx)
     return app, ctx

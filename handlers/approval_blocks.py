@@ -46,6 +46,27 @@ def describe(request: ApprovalRequest) -> str:
             lines.append(f"Comment: “{escape(p['comment'][:200])}”")
         if p.get("findings"):
             lines.append(f"Findings: _{escape(p['findings'])}_")
+    elif request.kind == "create":
+        lines = [
+            f"*Create a token* for service principal *{escape(p.get('principal', ''))}* "
+            f"(`{escape(p.get('application_id', ''))}`) in *{escape(p.get('workspace_label', ''))}*",
+            f"Lifetime: {escape(p.get('lifetime', ''))} · value goes to secret "
+            f"`{escape(p.get('secret_scope', ''))}/{escape(p.get('secret_key', ''))}`, never to Slack",
+        ]
+        if p.get("comment"):
+            lines.append(f"Comment: “{escape(p['comment'][:200])}”")
+    elif request.kind == "rotate":
+        lines = [
+            f"*Rotate token* `{escape(request.subject[:12])}` of service principal "
+            f"*{escape(p.get('principal', ''))}* in *{escape(p.get('workspace_label', ''))}*",
+            f"New lifetime: {escape(p.get('lifetime', ''))} · new value goes to secret "
+            f"`{escape(p.get('secret_scope', ''))}/{escape(p.get('secret_key', ''))}` · then the old token is revoked",
+        ]
+    elif request.kind == "policy":
+        lines = [
+            f"*Set maxTokenLifetimeDays = {escape(p.get('days', ''))}* on "
+            f"{escape(p.get('labels', request.workspace))}"
+        ]
     else:
         lines = [f"*{escape(request.kind.capitalize())}* `{escape(request.subject[:40])}`"]
     if request.reason:

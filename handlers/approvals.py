@@ -92,15 +92,34 @@ def revoke_request(
             request = dup.existing
         return self_confirm_blocks(request)
 
-    request = store.create(
-        RequestKind.REVOKE, token.token_id, token.workspace, user_id, reason, params, owner=token.owner
+    request = submit_request(
+        ctx, client, RequestKind.REVOKE, token.token_id, token.workspace, user_id, reason, params, token.owner
     )
+    return requested_blocks(request)
+
+
+def submit_request(
+    ctx: SlackContext,
+    client: WebClient,
+    kind: RequestKind,
+    subject: str,
+    workspace: str,
+    requester: str,
+    reason: str,
+    params: dict[str, str],
+    owner: str | None,
+) -> ApprovalRequest:
+    """Store a request and post it to the admin channel; an unpostable request is cancelled again."""
+    store = store_of(ctx)
+    request = store.create(kind, subject, workspace, requester, reason, params, owner=owner)
     try:
         channel = ctx.services.settings.admin_channel or ""
         posted = client.chat_postMessage(
-            channel=channel, blocks=admin_request_blocks(request), text=f"Revoke request {request.id}"
+            channel=channel,
+            blocks=admin_request_blocks(request),
+            text=f"{kind.capitalize()} request {request.id}",
         )
-        store.attach_message(request.id, str(posted["channel"]), str(posted["ts"]))
+        return store.attach_message(request.id, str(posted["channel"]), str(posted["ts"]))
     except Exception:
         # Nothing may stay pending that no approver can see.
         try:
@@ -108,7 +127,6 @@ def revoke_request(
         except GovernanceError:
             log.warning("could not cancel unposted request %s", request.id)
         raise
-    return requested_blocks(request)
 
 
 def register_approvals(app: App, ctx: SlackContext) -> None:

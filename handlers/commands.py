@@ -14,6 +14,7 @@ from handlers.blocks import Block, error_blocks, fleet_audit_blocks, help_blocks
 from handlers.context import SlackContext
 from handlers.errors import user_message
 from handlers.parsing import AuditScope, parse_audit_scope, parse_command
+from handlers.provisioning import create_command, policy_command, rotate_command
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,12 @@ def dispatch(ctx: SlackContext, client: WebClient, user_id: str, text: str) -> l
             return [section(REVOKE_USAGE)]
         reason = command.rest[len(command.args[0]) :].strip()
         return revoke_request(ctx, client, user_id, command.args[0], reason)
-    if command.name in {"create", "rotate", "policy"}:
-        return [section(f"`/pat {command.name}` is not available in this version of patbot yet.")]
+    if command.name == "create":
+        return create_command(ctx, client, user_id, command.rest)
+    if command.name == "rotate":
+        return rotate_command(ctx, client, user_id, command.rest)
+    if command.name == "policy":
+        return policy_command(ctx, client, user_id, command.args)
     blocks = help_blocks(ctx.directory.is_approver(user_id))
     if command.rest:
         blocks.insert(

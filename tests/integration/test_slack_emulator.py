@@ -356,16 +356,20 @@ def test_token_bucket_with_injected_clock() -> None:
 
 
 def test_time_scale_speeds_up_buckets_and_sleep() -> None:
-    with SlackEmulator(bot_token=TOKEN, time_scale=100.0) as emu:
+    # A frozen clock keeps the bucket empty however slow the machine is; sleep() is checked separately.
+    frozen = [1000.0]
+    with SlackEmulator(bot_token=TOKEN, time_scale=100.0, clock=lambda: frozen[0]) as emu:
         client = WebClient(token=TOKEN, base_url=emu.api_url)
         emu.set_rate_limit("chat.postMessage", per_minute=60, burst=1)
         client.chat_postMessage(channel="C0000000001", text="x")
         with pytest.raises(SlackApiError) as exc:
             client.chat_postMessage(channel="C0000000001", text="x")
-        started = time.monotonic()
-        emu.sleep(float(exc.value.response.headers["Retry-After"]))  # 1 emulated second
-        assert time.monotonic() - started < 0.1
+        assert exc.value.response.headers["Retry-After"] == "1"
+        frozen[0] += 0.01  # 10 ms of real time is 1 emulated second at 100x
         assert client.chat_postMessage(channel="C0000000001", text="x")["ok"] is True
+        started = time.monotonic()
+        emu.sleep(1.0)
+        assert time.monotonic() - started < 0.5
 
 
 def test_fail_and_latency(emu: SlackEmulator, client: WebClient) -> None:
