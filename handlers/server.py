@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -11,6 +12,7 @@ import waitress
 from redis.exceptions import RedisError
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from handlers.context import SlackContext
@@ -24,6 +26,8 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 def wsgi_app(app: App | None, ctx: SlackContext) -> WsgiApp:
     """One WSGI callable: Slack events (when `app` is given) and the health and metrics endpoints."""
     slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
+    secret = ctx.services.settings.slack_signing_secret
+    verifier = SignatureVerifier(secret.get_secret_value()) if secret is not None else None
 
     def plain(
         start_response: StartResponse, status: str, body: bytes, ctype: str = "text/plain"
@@ -44,10 +48,34 @@ def wsgi_app(app: App | None, ctx: SlackContext) -> WsgiApp:
         if path == "/metrics":
             return plain(start_response, "200 OK", ctx.metrics.render(), "text/plain; version=0.0.4")
         if path == "/slack/events" and method == "POST" and slack is not None:
-            return slack(environ, start_response)
+            body = _read_body(environ)
+            try:
+                return slack(environ, start_response)
+            except Exception:
+                # Bolt parses the body before it checks the signature; unparseable input ends here.
+                signed = verifier is not None and verifier.is_valid(
+                    body,
+                    environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
+                    environ.get("HTTP_X_SLACK_SIGNATURE", ""),
+                )
+                log.warning("malformed Slack request (%s signature)", "valid" if signed else "invalid")
+                if signed:
+                    return plain(start_response, "200 OK", b"")
+                return plain(start_response, "401 Unauthorized", b"invalid request\n")
         return plain(start_response, "404 Not Found", b"not found\n")
 
     return application
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body once and put it back for the next reader."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return bytes(body)
 
 
 def redis_ready(ctx: SlackContext) -> tuple[bool, str]:
