@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from databricks.sdk import AccountClient, WorkspaceClient
@@ -153,19 +153,28 @@ class CreatedToken:
 class WorkspaceGateway:
     """Everything patbot does in one workspace, through one `WorkspaceClient`."""
 
-    def __init__(self, workspace: Workspace, client_factory: Callable[[Workspace], WorkspaceClient]) -> None:
+    def __init__(self, workspace: Workspace, client_factory: ClientFactory) -> None:
         self.workspace = workspace
         self._factory = client_factory
         self._client: WorkspaceClient | None = None
+        self._write_client: WorkspaceClient | None = None
         self._lock = threading.Lock()
 
     @property
     def client(self) -> WorkspaceClient:
-        """The SDK client, built on first use."""
+        """The SDK client for reads (retried within the budget), built on first use."""
         with self._lock:
             if self._client is None:
                 self._client = self._factory(self.workspace)
             return self._client
+
+    @property
+    def write_client(self) -> WorkspaceClient:
+        """The SDK client for changes: one attempt only, since a retried DELETE or create acts twice."""
+        with self._lock:
+            if self._write_client is None:
+                self._write_client = self._factory(self.workspace, single_attempt=True)
+            return self._write_client
 
     def list_tokens(self) -> list[Token]:
         """Every PAT in the workspace (expired ones included, as the API lists them)."""
@@ -192,7 +201,7 @@ class WorkspaceGateway:
     def revoke(self, token_id: str) -> None:
         """Delete a token. Exactly one DELETE: callers guarantee it is not repeated."""
         with translated_errors(self.workspace.label, f"revoking token {token_id[:12]}"):
-            self.client.token_management.delete(token_id)
+            self.write_client.token_management.delete(token_id)
 
     def posture(self) -> Posture:
         """PATs enabled or not and the maximum token lifetime."""
@@ -203,7 +212,7 @@ class WorkspaceGateway:
     def set_max_lifetime(self, days: int) -> None:
         """Set `maxTokenLifetimeDays` (a string value, as the API wants)."""
         with translated_errors(self.workspace.label, "setting maxTokenLifetimeDays"):
-            self.client.workspace_conf.set_status({"maxTokenLifetimeDays": str(days)})
+            self.write_client.workspace_conf.set_status({"maxTokenLifetimeDays": str(days)})
 
     def principals(self) -> list[Principal]:
         """SCIM users and service principals, with whether they are active."""
@@ -244,7 +253,7 @@ class WorkspaceGateway:
     def create_obo_token(self, application_id: str, lifetime: timedelta, comment: str) -> CreatedToken:
         """A token on behalf of a service principal; its value is returned once, for the secret scope."""
         with translated_errors(self.workspace.label, "creating a token"):
-            resp = self.client.token_management.create_obo_token(
+            resp = self.write_client.token_management.create_obo_token(
                 application_id=application_id,
                 lifetime_seconds=int(lifetime.total_seconds()),
                 comment=comment,
@@ -257,10 +266,18 @@ class WorkspaceGateway:
     def put_secret(self, scope: str, key: str, value: str) -> None:
         """Write a secret value into a Databricks secret scope."""
         with translated_errors(self.workspace.label, f"writing secret {scope}/{key}"):
-            self.client.secrets.put_secret(scope=scope, key=key, string_value=value)
+            self.write_client.secrets.put_secret(scope=scope, key=key, string_value=value)
 
 
-ClientFactory = Callable[[Workspace], WorkspaceClient]
+class ClientFactory(Protocol):
+    """Builds the SDK client of a workspace; `single_attempt` for calls that must never be repeated."""
+
+    def __call__(self, workspace: Workspace, *, single_attempt: bool = False) -> WorkspaceClient: ...
+
+
+# The SDK's retry loop sleeps at least one second before a second attempt and stops once the budget
+# is spent, so a one-second budget means exactly one attempt.
+SINGLE_ATTEMPT_BUDGET_SECONDS = 1
 
 
 def workspace_client_factory(
@@ -278,10 +295,11 @@ def workspace_client_factory(
     fails after about twice the budget plus one HTTP timeout.
     """
 
-    def build(workspace: Workspace) -> WorkspaceClient:
+    def build(workspace: Workspace, *, single_attempt: bool = False) -> WorkspaceClient:
+        budget = SINGLE_ATTEMPT_BUDGET_SECONDS if single_attempt else retry_timeout_seconds
         kwargs: dict[str, Any] = {
             "host": workspace.host,
-            "retry_timeout_seconds": retry_timeout_seconds,
+            "retry_timeout_seconds": budget,
             "http_timeout_seconds": min(5, retry_timeout_seconds),
         }
         if token:
