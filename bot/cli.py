@@ -17,6 +17,7 @@ from bot.logs import configure_logging
 from bot.report import format_table, to_csv, to_json, to_table
 from bot.services import Services, build_services
 from bot.settings import load_settings
+from bot.weekly_cli import WEEKLY_COMMANDS, add_weekly_commands, run_weekly_command
 
 log = logging.getLogger("patbot")
 
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the Slack app (HTTP on $PORT, or Socket Mode)")
     serve.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
 
+    add_weekly_commands(sub)
+
     sub.add_parser("demo", help="run patbot on embedded defaults against an emulated fleet")
     return parser
 
@@ -103,6 +106,8 @@ def main(
             )
         if args.command == "audit":
             return run_audit(svc, args, out or sys.stdout, sys.stderr)
+        if args.command in WEEKLY_COMMANDS:
+            return run_weekly_command(svc, args, out or sys.stdout)
         if args.command == "log":
             return run_log(svc, args, out or sys.stdout)
         if args.command == "serve":

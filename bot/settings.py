@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -137,8 +136,10 @@ class Settings(BaseSettings):
     @field_validator("reminder_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
+        from bot.scheduler import cron_trigger
+
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            cron_trigger(value)
         except ValueError as exc:
             raise ValueError(f"not a valid 5-field cron expression ({exc})") from None
         return value

@@ -7,12 +7,16 @@ import threading
 
 from slack_sdk import WebClient
 
+from bot.scheduler import start_scheduler
 from bot.services import Services
+from bot.weekly import weekly_job
+from bot.weekly_cli import weekly_client
 from handlers.app import create_app
 from handlers.approvals import sweep_expired
 from handlers.context import SlackContext
 from handlers.errors import user_message
 from handlers.server import make_server, serve_in_thread, wsgi_app
+from handlers.weekly_blocks import reminder_message, summary_message
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,12 @@ def serve(services: Services, *, socket: bool = False) -> int:
     settings.require_for_serve()
     app, ctx = create_app(settings, services)
     start_sweeper(ctx, app.client)
+    start_scheduler(
+        settings,
+        weekly_job(
+            services, weekly_client(settings), render_dm=reminder_message, render_summary=summary_message
+        ),
+    )
     use_socket = socket or settings.slack_app_token is not None
     if use_socket:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

@@ -1,0 +1,180 @@
+"""Block Kit for the weekly job: the owner's reminder DM and the admin summary. Pure functions."""
+
+from __future__ import annotations
+
+from bot.governance.models import FINDING_SEVERITY, Finding, PrincipalType
+from bot.weekly import (
+    OwnerReminder,
+    Rendered,
+    WeeklySummary,
+    delta_text,
+    previous_count,
+)
+from handlers.blocks import (
+    ACTION_REVOKE_OWN,
+    FINDING_LABELS,
+    MAX_BLOCKS,
+    MAX_SECTION_CHARS,
+    Block,
+    context,
+    escape,
+    header,
+    section,
+    slack_date,
+    token_line,
+)
+
+MAX_DM_TOKENS = 20
+MAX_SUMMARY_WORKSPACES = 25
+MAX_NOT_IN_SLACK = 40
+
+
+def revoke_button(token_id: str) -> Block:
+    """The owner's Revoke button: its value is the token ID and nothing else."""
+    return {
+        "type": "button",
+        "action_id": ACTION_REVOKE_OWN,
+        "text": {"type": "plain_text", "text": "Revoke"},
+        "style": "danger",
+        "value": token_id,
+    }
+
+
+def reminder_message(reminder: OwnerReminder) -> Rendered:
+    """The weekly DM: each stale or non-expiring token with all its findings and a Revoke button."""
+    count = len(reminder.tokens)
+    greeting = f"Hi <@{reminder.user_id}>, you" if reminder.user_id else "You"
+    blocks: list[Block] = [
+        header("Databricks tokens to clean up"),
+        section(
+            f"{greeting} hold *{count}* Databricks personal access token(s) that are stale (not used "
+            "recently) or never expire. Revoke the ones you no longer need; replace the others with "
+            "tokens that expire."
+        ),
+    ]
+    for item in reminder.tokens[:MAX_DM_TOKENS]:
+        block = section(token_line(item.assessment, item.workspace))
+        block["accessory"] = revoke_button(item.assessment.token.token_id)
+        blocks.append(block)
+    if count > MAX_DM_TOKENS:
+        blocks.append(context(f"…and {count - MAX_DM_TOKENS} more: `/pat audit` lists them all."))
+    if reminder.other_flagged:
+        blocks.append(
+            context(
+                f"{reminder.other_flagged} other token(s) of yours have findings: `/pat audit` shows them."
+            )
+        )
+    blocks.append(
+        context(
+            f"Weekly reminder for {escape(reminder.week)} · Revoke asks you to confirm first · "
+            "Databricks revokes a token unused for 90 days by itself."
+        )
+    )
+    text = f"You hold {count} Databricks token(s) that are stale or never expire."
+    return Rendered(text=text, blocks=blocks[:MAX_BLOCKS])
+
+
+def _counted(label: str, current: int, previous: int | None) -> str:
+    change = delta_text(current, previous)
+    return f"{label}: *{current}*" + (f" ({change})" if change else "")
+
+
+def _lines_section(title: str, lines: list[str], more: str = "") -> Block:
+    """A titled list clipped at a line boundary to Block Kit's section limit."""
+    budget = MAX_SECTION_CHARS - len(title) - 80
+    kept: list[str] = []
+    for line in lines:
+        if sum(len(k) + 1 for k in kept) + len(line) > budget:
+            break
+        kept.append(line)
+    dropped = len(lines) - len(kept)
+    tail = f"\n…and {dropped} more{more}." if dropped else ""
+    return section(f"*{title}*\n" + "\n".join(kept) + tail)
+
+
+def summary_message(summary: WeeklySummary) -> Rendered:
+    """The admin-channel summary: totals, change since last week, worst owners, gaps."""
+    previous = summary.previous
+    stamp = slack_date(summary.generated_at, "{date_short_pretty} {time}")
+    since = "change since last week in brackets" if previous else "no figures from last week to compare"
+    blocks: list[Block] = [
+        header(f"Weekly token report · {summary.week}"),
+        section(
+            _counted("Tokens", summary.token_count, previous.tokens if previous else None)
+            + f" in *{summary.workspace_count}* workspace(s) · _{since}_"
+        ),
+    ]
+    finding_lines = [
+        "• " + _counted(FINDING_LABELS[f], n, previous_count(previous, f))
+        for f, n in summary.totals.items()
+        if n or (previous_count(previous, f) or 0)
+    ]
+    blocks.append(_lines_section("By finding", finding_lines or ["• no findings :tada:"]))
+
+    ranked = sorted(summary.by_workspace.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    ws_lines = [
+        f"• *{escape(label)}*: "
+        + (", ".join(f"{FINDING_LABELS[f]} {n}" for f, n in _ordered(counts)) or "clean")
+        for label, counts in ranked[:MAX_SUMMARY_WORKSPACES]
+    ]
+    if ws_lines:
+        more = len(ranked) - len(ws_lines)
+        if more > 0:
+            ws_lines.append(f"_…and {more} more workspace(s), in the CSV_")
+        blocks.append(_lines_section("By workspace", ws_lines, " in the CSV"))
+
+    if summary.failed_workspaces:
+        lines = [f"• *{escape(label)}*: {escape(error)}" for label, error in summary.failed_workspaces]
+        blocks.append(_lines_section(":warning: Workspaces that could not be read", lines))
+
+    if summary.worst_owners:
+        lines = []
+        for rank, owner in enumerate(summary.worst_owners, start=1):
+            kind = " (service principal)" if owner.principal_type is PrincipalType.SERVICE_PRINCIPAL else ""
+            name = escape(owner.display)
+            email = f" · {escape(owner.owner)}" if owner.owner != owner.display else ""
+            counts = ", ".join(f"{FINDING_LABELS[f]} {n}" for f, n in owner.findings.items())
+            lines.append(f"{rank}. *{name}*{email}{kind}: {owner.flagged} token(s) · {counts}")
+        blocks.append(_lines_section("Worst owners", lines))
+
+    if summary.service_principal_tokens:
+        blocks.append(
+            section(
+                f"*{summary.service_principal_tokens}* service-principal token(s) are stale or never "
+                "expire. Nobody is DMed for them: rotate them with `/pat rotate &lt;id&gt;`."
+            )
+        )
+
+    if summary.not_in_slack:
+        shown = [escape(e) for e in summary.not_in_slack[:MAX_NOT_IN_SLACK]]
+        rest = len(summary.not_in_slack) - len(shown)
+        lines = [", ".join(shown) + (f" …and {rest} more" if rest > 0 else "")]
+        blocks.append(
+            _lines_section(
+                f"Owners not found in Slack ({len(summary.not_in_slack)}): no reminder was sent", lines
+            )
+        )
+
+    reminders = summary.reminders
+    if reminders is not None:
+        parts = [
+            f"{len(reminders.sent)} reminder DM(s) sent",
+            f"{len(reminders.skipped_already_sent)} already sent this week",
+        ]
+        if reminders.failed:
+            parts.append(f"{len(reminders.failed)} failed (retried on the next run)")
+        if reminders.in_doubt:
+            parts.append(f"{len(reminders.in_doubt)} in doubt (not resent)")
+        blocks.append(context(" · ".join(parts)))
+
+    blocks.append(context(f"{summary.attachments_note} Audited {stamp}.".strip()))
+    flagged = sum(1 for n in summary.totals.values() if n)
+    text = (
+        f"Weekly token report {summary.week}: {summary.token_count} tokens, "
+        f"{flagged} kinds of finding, {len(summary.failed_workspaces)} workspace(s) unreadable."
+    )
+    return Rendered(text=text, blocks=blocks[:MAX_BLOCKS])
+
+
+def _ordered(counts: dict[Finding, int]) -> list[tuple[Finding, int]]:
+    return sorted(((f, n) for f, n in counts.items() if n), key=lambda kv: -FINDING_SEVERITY[kv[0]])
