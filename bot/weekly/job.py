@@ -1,0 +1,71 @@
+"""The scheduled weekly job: one audit, this week's reminders, then the summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.services import Services
+from bot.weekly.models import DmRenderer, ReminderResult, SummaryRenderer, SummaryResult
+from bot.weekly.reminders import remind
+from bot.weekly.sources import audit_now
+from bot.weekly.summary import summary
+
+log = logging.getLogger(__name__)
+
+
+def run_weekly(
+    services: Services,
+    client: WebClient,
+    *,
+    render_dm: DmRenderer,
+    render_summary: SummaryRenderer,
+    now: datetime | None = None,
+    **remind_options: Any,
+) -> tuple[ReminderResult, SummaryResult]:
+    """The scheduled job: one audit, this week's reminders, then the summary (once per week)."""
+    moment = now or services.clock()
+    report = audit_now(services, moment)
+    reminders = remind(services, client, render_dm=render_dm, now=moment, report=report, **remind_options)
+    posted = summary(
+        services,
+        client,
+        render_summary=render_summary,
+        now=moment,
+        report=report,
+        reminders=reminders,
+        once=True,
+        sleep=remind_options.get("sleep", time.sleep),
+    )
+    return reminders, posted
+
+
+def weekly_job(
+    services: Services,
+    client: WebClient,
+    *,
+    render_dm: DmRenderer,
+    render_summary: SummaryRenderer,
+    **remind_options: Any,
+) -> Callable[[], None]:
+    """The scheduler's job: `run_weekly` with a one-line log of what it did."""
+
+    def job() -> None:
+        reminders, posted = run_weekly(
+            services, client, render_dm=render_dm, render_summary=render_summary, **remind_options
+        )
+        log.info(
+            "weekly job %s: %d DM(s) sent, %d failed, %d in doubt; summary %s",
+            reminders.week,
+            len(reminders.sent),
+            len(reminders.failed),
+            len(reminders.in_doubt),
+            "posted" if posted.posted else "already posted" if posted.already_posted else "not posted",
+        )
+
+    return job

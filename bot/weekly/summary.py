@@ -1,0 +1,248 @@
+"""The admin summary: the week's figures, the change since last week, and posting it with the report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import ConfigError, GovernanceError
+from bot.governance.models import FINDING_SEVERITY, Finding, FleetReport, TokenAssessment
+from bot.report import to_csv
+from bot.services import Services
+from bot.weekly.chart import chart_available, findings_chart_png
+from bot.weekly.directory import SlackOwners
+from bot.weekly.ledger import DEFAULT_LEASE_SECONDS, MARKER_TTL_SECONDS
+from bot.weekly.models import (
+    OwnerTally,
+    ReminderResult,
+    SummaryRenderer,
+    SummaryResult,
+    WeeklySummary,
+    WeekTotals,
+    iso_week,
+)
+from bot.weekly.reminders import plan_reminders
+from bot.weekly.slack_calls import SlackUnavailable, call_slack, slack_error
+from bot.weekly.sources import audit_now, require_store
+
+log = logging.getLogger(__name__)
+
+TOTALS_TTL_SECONDS = 5 * 7 * 24 * 3600
+
+
+def owner_tallies(report: FleetReport, limit: int = 10) -> list[OwnerTally]:
+    """Owners ranked by the summed severity of their flagged tokens, worst first."""
+    groups: dict[str, list[TokenAssessment]] = {}
+    for item in report.tokens:
+        if item.findings:
+            groups.setdefault(item.token.owner.lower(), []).append(item)
+    tallies = []
+    for items in groups.values():
+        first = items[0]
+        counts = Counter(f for t in items for f in t.findings)
+        tallies.append(
+            OwnerTally(
+                owner=first.token.owner,
+                display=first.owner_display or first.token.owner,
+                principal_type=first.principal_type,
+                flagged=len(items),
+                severity=sum(t.severity for t in items),
+                findings=dict(sorted(counts.items(), key=lambda kv: -FINDING_SEVERITY[kv[0]])),
+            )
+        )
+    tallies.sort(key=lambda t: (-t.severity, -t.flagged, t.owner))
+    return tallies[:limit]
+
+
+def week_totals(report: FleetReport) -> WeekTotals:
+    """This week's figures, as stored for next week's comparison."""
+    return WeekTotals(
+        tokens=len(report.tokens),
+        findings={f.value: n for f, n in report.totals_by_finding().items()},
+    )
+
+
+def build_summary(
+    report: FleetReport,
+    week: str,
+    *,
+    previous: WeekTotals | None,
+    not_in_slack: Sequence[str],
+    service_principal_tokens: int,
+    reminders: ReminderResult | None = None,
+    attachments_note: str = "",
+    worst: int = 10,
+) -> WeeklySummary:
+    """The admin summary's content from the week's audit."""
+    return WeeklySummary(
+        week=week,
+        generated_at=report.generated_at,
+        token_count=len(report.tokens),
+        workspace_count=len(report.workspaces),
+        totals=report.totals_by_finding(),
+        previous=previous,
+        by_workspace=report.totals_by_workspace(),
+        worst_owners=owner_tallies(report, worst),
+        failed_workspaces=[(ws.workspace.label, ws.error or "unknown error") for ws in report.failed],
+        not_in_slack=sorted(not_in_slack),
+        service_principal_tokens=service_principal_tokens,
+        reminders=reminders,
+        attachments_note=attachments_note,
+    )
+
+
+def delta_text(current: int, previous: int | None) -> str:
+    """``+3``, ``-2``, ``±0``, or empty without a previous figure."""
+    if previous is None:
+        return ""
+    diff = current - previous
+    return f"+{diff}" if diff > 0 else f"-{-diff}" if diff < 0 else "±0"
+
+
+def previous_count(previous: WeekTotals | None, finding: Finding) -> int | None:
+    """Last week's count of a finding, if last week was recorded."""
+    return None if previous is None else previous.findings.get(finding.value, 0)
+
+
+def _totals_key(week: str) -> str:
+    return f"patbot:summary:totals:{week}"
+
+
+def summary(
+    services: Services,
+    client: WebClient,
+    *,
+    render_summary: SummaryRenderer,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    report: FleetReport | None = None,
+    reminders: ReminderResult | None = None,
+    owners: SlackOwners | None = None,
+    once: bool = False,
+    chart: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SummaryResult:
+    """Post the admin-channel summary with the full CSV (and a chart) in its thread.
+
+    `reminders` (this week's reminder run) supplies the owners not in Slack; without it they are
+    matched here. With `once`, a second call in the same ISO week posts nothing (the scheduled job).
+    """
+    channel = services.settings.admin_channel
+    if channel is None and not dry_run:
+        raise ConfigError("PATBOT_ADMIN_CHANNEL is required but not set")
+    store = require_store(services)
+    moment = now or services.clock()
+    tz = services.settings.timezone
+    week = iso_week(moment, tz)
+    report = report if report is not None else audit_now(services, moment)
+    if reminders is not None:
+        not_in_slack = list(reminders.not_in_slack)
+        principal_tokens = len(reminders.service_principal_tokens)
+    else:
+        planned, principals = plan_reminders(report, week)
+        directory = owners or SlackOwners(client, store, sleep=sleep)
+        _, not_in_slack = directory.resolve(r.email for r in planned)
+        principal_tokens = len(principals)
+    raw_previous = store.get(_totals_key(iso_week(moment - timedelta(days=7), tz)))
+    previous = WeekTotals.from_json(raw_previous) if raw_previous else None
+
+    # A dry run only says whether a chart would be attached; rendering it costs a matplotlib import.
+    png = findings_chart_png(report) if chart and not dry_run else None
+    has_findings = any(n for f, n in report.totals_by_finding().items() if f is not Finding.UNSCOPED)
+    would_chart = png is not None or (dry_run and chart and has_findings and chart_available())
+    chart_note = None
+    if not would_chart:
+        chart_note = (
+            "chart disabled"
+            if not chart
+            else "no findings to chart"
+            if not has_findings
+            else "no chart: matplotlib is not installed"
+        )
+    note = "The full report (CSV)" + (" and a chart are" if would_chart else " is") + " in the thread."
+    content = build_summary(
+        report,
+        week,
+        previous=previous,
+        not_in_slack=not_in_slack,
+        service_principal_tokens=principal_tokens,
+        reminders=reminders,
+        attachments_note=note,
+    )
+    message = render_summary(content)
+    result = SummaryResult(
+        week=week, dry_run=dry_run, summary=content, message=message, channel=channel, chart_note=chart_note
+    )
+    if dry_run or channel is None:
+        return result
+
+    once_key = f"patbot:summary:{week}"
+    if once and not store.set(once_key, "posting", nx=True, ex=int(DEFAULT_LEASE_SECONDS)):
+        result.already_posted = True
+        return result
+    try:
+        posted = call_slack(
+            lambda: client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False
+            ),
+            "chat.postMessage",
+            sleep=sleep,
+        )
+    except SlackApiError as exc:
+        if once:
+            store.delete(once_key)
+        raise SlackUnavailable(
+            f"Slack answered {slack_error(exc)} when posting to PATBOT_ADMIN_CHANNEL {channel}"
+            + ("; invite patbot to the channel" if slack_error(exc) == "not_in_channel" else "")
+        ) from None
+    except BaseException:
+        if once:
+            store.delete(once_key)
+        raise
+    result.posted = True
+    result.ts = str(posted.get("ts") or "") or None
+    if once:
+        store.set(once_key, "posted", ex=MARKER_TTL_SECONDS)
+    store.set(_totals_key(week), week_totals(report).to_json(), ex=TOTALS_TTL_SECONDS)
+    _attach(client, result, to_csv(report), png, sleep)
+    return result
+
+
+def _attach(
+    client: WebClient, result: SummaryResult, csv_text: str, png: bytes | None, sleep: Callable[[float], None]
+) -> None:
+    files: list[dict[str, Any]] = [
+        {
+            "content": csv_text,
+            "filename": f"patbot-tokens-{result.week}.csv",
+            "title": f"Databricks tokens, {result.week}",
+        }
+    ]
+    if png is not None:
+        files.append(
+            {"file": png, "filename": f"patbot-findings-{result.week}.png", "title": "Findings by workspace"}
+        )
+    try:
+        call_slack(
+            lambda: client.files_upload_v2(file_uploads=files, channel=result.channel, thread_ts=result.ts),
+            "files upload",
+            sleep=sleep,
+        )
+    except SlackApiError as exc:
+        result.problems.append(f"could not attach the report files: Slack answered {slack_error(exc)}")
+        return
+    except GovernanceError as exc:
+        result.problems.append(f"could not attach the report files: {exc.user_message}")
+        return
+    except Exception as exc:  # e.g. the upload URL refused the bytes (SlackRequestError)
+        log.warning("report upload failed", exc_info=True)
+        result.problems.append(f"could not attach the report files ({type(exc).__name__})")
+        return
+    result.attached = [str(f["filename"]) for f in files]
