@@ -3,8 +3,10 @@
 Point ``slack_sdk.WebClient(token=..., base_url=emulator.api_url)`` at it. It serves
 ``/api/<method>`` (POST or GET, form-encoded, JSON or query parameters, token from
 ``Authorization: Bearer`` or a ``token`` parameter), the upload URLs handed out by
-``files.getUploadURLExternal`` (``/upload/<file_id>``) and ``response_url`` endpoints
-(``/response/<key>``). Every call is recorded; faults (429 with ``Retry-After``, ``ok: false``
+``files.getUploadURLExternal`` (``/upload/<file_id>``), ``response_url`` endpoints
+(``/response/<key>``) and the ``url_private`` of uploaded files (``GET /files/<file_id>/<name>``).
+Extra pages (the ``patbot demo`` simulator) can be mounted under a path prefix with
+:meth:`SlackEmulator.mount`. Every call is recorded; faults (429 with ``Retry-After``, ``ok: false``
 errors, latency, a per-method token bucket) can be injected.
 
 Time: the emulator's clock is ``clock()`` (default ``time.time``) sped up by ``time_scale``.
@@ -44,6 +46,9 @@ __all__ = [
     "UploadedFile",
     "User",
     "UserGroup",
+    "WebRequest",
+    "WebResponse",
+    "WebRoute",
 ]
 
 log = logging.getLogger(__name__)
@@ -233,6 +238,30 @@ class _Bucket:
 
 
 @dataclass(frozen=True)
+class WebRequest:
+    """A request to a mounted route: *path* is the full path (prefix included), *query* its query string."""
+
+    method: str
+    path: str
+    query: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class WebResponse:
+    """What a mounted route answers."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+WebRoute = Callable[[WebRequest], WebResponse]
+
+
+@dataclass(frozen=True)
 class _Reply:
     status: int
     body: bytes
@@ -373,6 +402,8 @@ class SlackEmulator:
         self._ephemerals: list[Ephemeral] = []
         self._views: dict[str, Args] = {}
         self._modals: dict[str, Args] = {}
+        self._modal_triggers: dict[str, str] = {}  # view id -> the trigger_id that opened it
+        self._mounts: dict[str, WebRoute] = {}
         self._files: dict[str, UploadedFile] = {}
         self._response_posts: list[ResponsePost] = []
 
@@ -649,6 +680,11 @@ class SlackEmulator:
         with self._lock:
             return [copy.deepcopy(v) for v in self._modals.values()]
 
+    def modal_trigger(self, view_id: str) -> str | None:
+        """The ``trigger_id`` that opened modal *view_id* (Slack shows a modal to that trigger's user)."""
+        with self._lock:
+            return self._modal_triggers.get(view_id)
+
     def home_view(self, user_id: str) -> Args | None:
         """The App Home view last published for *user_id*."""
         with self._lock:
@@ -689,6 +725,21 @@ class SlackEmulator:
             self._views.clear()
             self._files.clear()
             self._response_posts.clear()
+
+    def mount(self, prefix: str, route: WebRoute) -> None:
+        """Serve every request whose path is *prefix* or below it (``/simulator``, ``/simulator/…``)
+        with *route*. Routes run outside the emulator's lock, so they may call the app under test."""
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError("prefix must start with / and not end with /")
+        with self._lock:
+            self._mounts[prefix] = route
+
+    def _mounted(self, path: str) -> WebRoute | None:
+        with self._lock:
+            for prefix in sorted(self._mounts, key=len, reverse=True):
+                if path == prefix or path.startswith(prefix + "/"):
+                    return self._mounts[prefix]
+        return None
 
     def register_method(self, method: str, handler: MethodHandler) -> None:
         """Serve another Web API method: *handler(args)* returns the response (``ok`` added)
@@ -814,6 +865,17 @@ class SlackEmulator:
             self._response_posts.append(ResponsePost(key, body, self.now()))
             self._record("response_url", {"key": key, **body})
             return _text_reply("ok")
+
+    def _handle_file_download(self, file_id: str, name: str) -> _Reply:
+        """``url_private``: the content of a completed upload."""
+        with self._lock:
+            upload = self._files.get(file_id)
+            if upload is None or not upload.completed or upload.content is None or upload.filename != name:
+                return _text_reply("file_not_found", 404)
+            content_type = "text/csv; charset=utf-8" if name.endswith(".csv") else "application/octet-stream"
+            if name.endswith(".png"):
+                content_type = "image/png"
+            return _Reply(200, upload.content, content_type=content_type)
 
     # ----------------------------------------------------------------- helpers for handlers
 
@@ -1015,6 +1077,7 @@ class SlackEmulator:
             **view,
         }
         self._modals[opened["id"]] = opened
+        self._modal_triggers[opened["id"]] = _str(args, "trigger_id") or ""
         return {"view": copy.deepcopy(opened)}
 
     def _views_update(self, args: Args) -> Args:
@@ -1112,6 +1175,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         data = self._body()
         parts = [unquote(p) for p in url.path.split("/") if p]
+        route = self.emulator._mounted(url.path)
+        if route is not None:
+            self._send_web(route, url.path, url.query, data)
+            return
         try:
             if len(parts) == 2 and parts[0] == "api":
                 args, token = self._api_args(url.query, data)
@@ -1120,6 +1187,8 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = self.emulator._handle_upload(parts[1], data)
             elif len(parts) == 2 and parts[0] == "response" and self.command == "POST":
                 reply = self.emulator._handle_response_url(parts[1], data)
+            elif len(parts) == 3 and parts[0] == "files" and self.command == "GET":
+                reply = self.emulator._handle_file_download(parts[1], parts[2])
             else:
                 reply = _text_reply("not found", 404)
         except _BadRequest:
@@ -1147,6 +1216,15 @@ class _Handler(BaseHTTPRequestHandler):
         if auth.startswith("Bearer "):
             token = auth[len("Bearer ") :].strip()
         return args, cast("str | None", token)
+
+    def _send_web(self, route: WebRoute, path: str, query: str, data: bytes) -> None:
+        request = WebRequest(self.command, path, query, data, {k.lower(): v for k, v in self.headers.items()})
+        try:
+            answer = route(request)
+        except Exception:
+            log.exception("slack emulator: mounted route %s failed", path)
+            answer = WebResponse(500, b"internal error", "text/plain; charset=utf-8")
+        self._send(_Reply(answer.status, answer.body, answer.content_type, answer.headers))
 
     def _send(self, reply: _Reply) -> None:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
