@@ -28,9 +28,15 @@ class AuditScope:
     value: str = ""
 
 
+def unescape(text: str) -> str:
+    """Undo Slack's escaping of typed `&`, `<`, `>` (rendering escapes them again)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def parse_command(text: str) -> Command:
     """Split `/pat` text into a subcommand and its arguments; anything unknown is `help`."""
-    parts = (text or "").strip().split()
+    text = unescape(text or "")
+    parts = text.strip().split()
     if not parts:
         return Command("help")
     name = parts[0].lower()

@@ -47,3 +47,8 @@ def test_parse_command(text: str, expected: Command) -> None:
 )
 def test_parse_audit_scope(args: tuple[str, ...], expected: AuditScope) -> None:
     assert parse_audit_scope(args) == expected
+
+
+def test_slack_escaped_text_is_unescaped_once() -> None:
+    command = parse_command("revoke 0123456789ab tom &amp; jerry &lt;!channel&gt;")
+    assert command.rest == "0123456789ab tom & jerry <!channel>"
