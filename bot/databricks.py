@@ -20,6 +20,7 @@ from databricks.sdk.service.settings import TokenInfo
 
 from bot.errors import GovernanceError
 from bot.governance.models import Posture, Principal, PrincipalType, Token, Workspace
+from bot.read_cache import ReadCache
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +154,13 @@ class CreatedToken:
 class WorkspaceGateway:
     """Everything patbot does in one workspace, through one `WorkspaceClient`."""
 
-    def __init__(self, workspace: Workspace, client_factory: ClientFactory) -> None:
+    def __init__(self, workspace: Workspace, client_factory: ClientFactory, read_ttl: float = 0.0) -> None:
         self.workspace = workspace
         self._factory = client_factory
         self._client: WorkspaceClient | None = None
         self._write_client: WorkspaceClient | None = None
         self._lock = threading.Lock()
+        self._reads = ReadCache(read_ttl)
 
     @property
     def client(self) -> WorkspaceClient:
@@ -178,6 +180,9 @@ class WorkspaceGateway:
 
     def list_tokens(self) -> list[Token]:
         """Every PAT in the workspace (expired ones included, as the API lists them)."""
+        return list(self._reads.get("tokens", self._list_tokens))
+
+    def _list_tokens(self) -> list[Token]:
         with translated_errors(self.workspace.label, "listing tokens"):
             infos = list(self.client.token_management.list())
         tokens = []
@@ -200,19 +205,28 @@ class WorkspaceGateway:
 
     def revoke(self, token_id: str) -> None:
         """Delete a token. Exactly one DELETE: callers guarantee it is not repeated."""
-        with translated_errors(self.workspace.label, f"revoking token {token_id[:12]}"):
-            self.write_client.token_management.delete(token_id)
+        try:
+            with translated_errors(self.workspace.label, f"revoking token {token_id[:12]}"):
+                self.write_client.token_management.delete(token_id)
+        finally:
+            self._reads.clear()
 
     def posture(self) -> Posture:
         """PATs enabled or not and the maximum token lifetime."""
+        return self._reads.get("posture", self._posture)
+
+    def _posture(self) -> Posture:
         with translated_errors(self.workspace.label, "reading the token settings"):
             conf = self.client.workspace_conf.get_status(_POSTURE_KEYS)
         return posture_from_conf(dict(conf or {}))
 
     def set_max_lifetime(self, days: int) -> None:
         """Set `maxTokenLifetimeDays` (a string value, as the API wants)."""
-        with translated_errors(self.workspace.label, "setting maxTokenLifetimeDays"):
-            self.write_client.workspace_conf.set_status({"maxTokenLifetimeDays": str(days)})
+        try:
+            with translated_errors(self.workspace.label, "setting maxTokenLifetimeDays"):
+                self.write_client.workspace_conf.set_status({"maxTokenLifetimeDays": str(days)})
+        finally:
+            self._reads.clear()
 
     def principals(self) -> list[Principal]:
         """SCIM users and service principals, with whether they are active."""
@@ -220,35 +234,63 @@ class WorkspaceGateway:
 
     def users(self) -> list[Principal]:
         """SCIM users (only the attributes patbot needs)."""
-        with translated_errors(self.workspace.label, "listing users"):
-            users = list(self.client.users.list(attributes="id,userName,displayName,active"))
+        return list(self._reads.get("users", self._users))
+
+    def _users(self) -> list[Principal]:
+        resources = self._scim("/api/2.0/preview/scim/v2/Users", "id,userName,displayName,active", "users")
         return [
             Principal(
-                id=u.id,
-                name=u.user_name or "",
-                display_name=u.display_name or u.user_name or "",
+                id=str(r["id"]),
+                name=str(r.get("userName") or ""),
+                display_name=str(r.get("displayName") or r.get("userName") or ""),
                 type=PrincipalType.USER,
-                active=u.active is not False,
+                active=r.get("active") is not False,
             )
-            for u in users
-            if u.id
+            for r in resources
+            if r.get("id")
         ]
 
     def service_principals(self) -> list[Principal]:
         """SCIM service principals, named by application ID."""
-        with translated_errors(self.workspace.label, "listing service principals"):
-            sps = list(self.client.service_principals.list(attributes="id,applicationId,displayName,active"))
+        return list(self._reads.get("service_principals", self._service_principals))
+
+    def _service_principals(self) -> list[Principal]:
+        resources = self._scim(
+            "/api/2.0/preview/scim/v2/ServicePrincipals",
+            "id,applicationId,displayName,active",
+            "service principals",
+        )
         return [
             Principal(
-                id=sp.id,
-                name=sp.application_id or "",
-                display_name=sp.display_name or sp.application_id or "",
+                id=str(r["id"]),
+                name=str(r.get("applicationId") or ""),
+                display_name=str(r.get("displayName") or r.get("applicationId") or ""),
                 type=PrincipalType.SERVICE_PRINCIPAL,
-                active=sp.active is not False,
+                active=r.get("active") is not False,
             )
-            for sp in sps
-            if sp.id
+            for r in resources
+            if r.get("id")
         ]
+
+    def _scim(self, path: str, attributes: str, what: str) -> list[dict[str, Any]]:
+        """Page a SCIM list through the SDK's API client, stopping at `totalResults`.
+
+        The SDK's own iterators always fetch one more, empty page to learn that they are done.
+        """
+        resources: list[dict[str, Any]] = []
+        start = 1
+        with translated_errors(self.workspace.label, f"listing {what}"):
+            while True:
+                page = self.client.api_client.do(
+                    "GET", path, query={"attributes": attributes, "startIndex": start, "count": 10000}
+                )
+                assert isinstance(page, dict)
+                batch = page.get("Resources") or []
+                resources.extend(batch)
+                total = int(page.get("totalResults") or 0)
+                if not batch or len(resources) >= total:
+                    return resources
+                start += len(batch)
 
     def create_obo_token(self, application_id: str, lifetime: timedelta, comment: str) -> CreatedToken:
         """A token on behalf of a service principal; its value is returned once, for the secret scope."""
@@ -258,6 +300,7 @@ class WorkspaceGateway:
                 lifetime_seconds=int(lifetime.total_seconds()),
                 comment=comment,
             )
+        self._reads.clear()
         token = token_from_sdk(resp.token_info, self.workspace.host) if resp.token_info else None
         if token is None or not resp.token_value:
             raise DatabricksRejected(f"creating a token in {self.workspace.label}: incomplete answer")

@@ -17,9 +17,11 @@ class Fleet:
         self,
         workspaces: list[Workspace] | Callable[[], list[Workspace]],
         client_factory: ClientFactory,
+        read_ttl: float = 0.0,
     ) -> None:
         self._source = workspaces
         self._factory = client_factory
+        self._read_ttl = read_ttl
         self._workspaces: list[Workspace] | None = workspaces if isinstance(workspaces, list) else None
         self._gateways: dict[str, WorkspaceGateway] = {}
         self._lock = threading.Lock()
@@ -43,7 +45,9 @@ class Fleet:
         with self._lock:
             gw = self._gateways.get(workspace.host)
             if gw is None:
-                gw = self._gateways[workspace.host] = WorkspaceGateway(workspace, self._factory)
+                gw = self._gateways[workspace.host] = WorkspaceGateway(
+                    workspace, self._factory, self._read_ttl
+                )
             return gw
 
     def gateways(self) -> list[WorkspaceGateway]:

@@ -22,6 +22,10 @@ from bot.settings import Settings
 Clock = Callable[[], datetime]
 
 
+# Concurrent Slack users share one read of a workspace; patbot's own writes clear it at once.
+READ_TTL_SECONDS = 10.0
+
+
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -71,9 +75,11 @@ def build_fleet(
     )
     if settings.account_mode:
         make_account = account_client or (lambda: _account_client(settings))
-        return Fleet(lambda: discover_account_workspaces(make_account(), host_resolver), factory)
+        return Fleet(
+            lambda: discover_account_workspaces(make_account(), host_resolver), factory, READ_TTL_SECONDS
+        )
     hosts = settings.workspaces or [settings.databricks_host or ""]
-    return Fleet([Workspace(host=h) for h in hosts if h], factory)
+    return Fleet([Workspace(host=h) for h in hosts if h], factory, READ_TTL_SECONDS)
 
 
 def _account_client(settings: Settings) -> AccountClient:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -14,6 +16,8 @@ from bot.slack_directory import SlackDirectory
 from handlers import register
 from handlers.context import SlackContext
 from handlers.metrics import Metrics
+
+LAZY_WORKERS = 32
 
 
 def slack_client(settings: Settings) -> WebClient:
@@ -31,10 +35,13 @@ def create_app(settings: Settings, services: Services) -> tuple[App, SlackContex
         raise ConfigError("REDIS_URL: the Slack app needs an approvals store")
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
+    # Acks run on the request thread (process_before_response) so they never queue behind slow work;
+    # every slow listener is lazy and runs on this executor after the HTTP response.
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
-        process_before_response=False,
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="patbot-lazy"),
         raise_error_for_unhandled_request=False,
     )
     ctx = SlackContext(

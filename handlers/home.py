@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from handlers.blocks import home_view
@@ -15,12 +15,16 @@ from handlers.errors import user_message
 def register_home(app: App, ctx: SlackContext) -> None:
     """Wire `app_home_opened`."""
 
-    @app.event("app_home_opened")
+    def ack_event(ack: Ack) -> None:
+        ack()
+
     def publish_home(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         user_id = str(event["user"])
         client.views_publish(user_id=user_id, view=build_home(ctx, user_id))
+
+    app.event("app_home_opened")(ack=ack_event, lazy=[publish_home])
 
 
 def build_home(ctx: SlackContext, user_id: str) -> dict[str, Any]:

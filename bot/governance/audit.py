@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bot.databricks import DatabricksError, WorkspaceGateway
 from bot.errors import UnknownWorkspace
@@ -92,7 +92,7 @@ def audit_fleet(
     *,
     now: datetime | None = None,
     owner: str | None = None,
-    max_workers: int = 64,
+    max_workers: int = 256,
     on_progress: ProgressCallback | None = None,
 ) -> FleetReport:
     """Audit every workspace; each workspace's four reads run as separate tasks of one bounded pool."""
@@ -102,17 +102,22 @@ def audit_fleet(
     if not gateways:
         return FleetReport(generated_at=moment, workspaces=reports)
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, 4 * len(gateways)))) as pool:
-        pending = [
-            (
-                gw,
-                pool.submit(capture, gw.posture, gw.workspace.label),
-                pool.submit(capture, gw.list_tokens, gw.workspace.label),
-                pool.submit(capture, gw.users, gw.workspace.label),
-                pool.submit(capture, gw.service_principals, gw.workspace.label),
+
+        def start(gw: WorkspaceGateway) -> tuple[Future[Outcome[Any]], ...]:
+            # Build the SDK client (it probes the host) before the reads, so they do not all wait
+            # on the same client lock holding pool threads.
+            capture(lambda: gw.client, gw.workspace.label)
+            label = gw.workspace.label
+            return (
+                pool.submit(capture, gw.posture, label),
+                pool.submit(capture, gw.list_tokens, label),
+                pool.submit(capture, gw.users, label),
+                pool.submit(capture, gw.service_principals, label),
             )
-            for gw in gateways
-        ]
-        for done, (gw, posture, tokens, users, sps) in enumerate(pending, start=1):
+
+        started = [(gw, pool.submit(start, gw)) for gw in gateways]
+        for done, (gw, reads) in enumerate(started, start=1):
+            posture, tokens, users, sps = reads.result()
             report = assemble(
                 gw.workspace,
                 posture.result(),
@@ -134,7 +139,7 @@ def audit(
     now: datetime,
     owner: str | None = None,
     selectors: Sequence[str] = (),
-    max_workers: int = 64,
+    max_workers: int = 256,
     on_progress: ProgressCallback | None = None,
 ) -> FleetReport:
     """Audit the fleet, or the workspaces matching `selectors` (host, ID or name).

@@ -199,7 +199,7 @@ def make_services(
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     return Services(
         settings=settings,
-        fleet=emulator_fleet(databricks),
+        fleet=emulator_fleet(databricks, read_ttl=0),  # the tests change the fleet between audits
         policy=policy_from(settings),
         clock=lambda: NOW,
         redis=redis.Redis.from_url(redis_url, decode_responses=True),
