@@ -17,7 +17,9 @@ from handlers import register
 from handlers.context import SlackContext
 from handlers.metrics import Metrics
 
-LAZY_WORKERS = 32
+# Few lazy workers: each competes with the acks for the GIL, and concurrent audits share their
+# Databricks reads (see bot.read_cache), so more threads would not answer sooner.
+LAZY_WORKERS = 8
 
 
 def slack_client(settings: Settings) -> WebClient:
