@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: venv dev test lint demo clean
+.PHONY: venv test lint demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,9 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot handlers tests bench
 	$(VENV)/bin/ruff format --check bot handlers tests bench
 	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed
+	$(PY) bench/report.py
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/patbot demo

@@ -43,7 +43,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bot.databricks import WorkspaceGateway, translated_errors, workspace_client_factory
+from bot.databricks import WorkspaceGateway, workspace_client_factory
 from bot.governance.audit import audit_fleet
 from bot.governance.findings import Classifier
 from bot.governance.models import FleetReport, Policy, Principal, PrincipalType, Workspace
@@ -202,7 +202,7 @@ def describe_requests(requests: Counter[str], n_workspaces: int) -> str:
     scim = sum(v for k, v in requests.items() if "/scim/" in k)
     return (
         f"{total} requests = {total / n_workspaces:.0f} per workspace: {probe} well-known probes, "
-        f"{scim} SCIM pages (the SDK asks for a last, empty page of each list), "
+        f"{scim} SCIM pages, "
         f"{total - probe - scim} others"
     )
 
@@ -216,61 +216,6 @@ def prebuilt_audit(hosts: HostList, workers: int, now: datetime) -> tuple[float,
         list(pool.map(lambda gw: gw.client, gateways))
     built = time.perf_counter() - start
     return built, timed_audit(gateways, factory, workers, now)
-
-
-class OnePageScimGateway(WorkspaceGateway):
-    """What-if only: SCIM lists that stop at `totalResults` instead of asking for one more, empty page.
-
-    databricks-sdk's `users.list` / `service_principals.list` stop only on an empty page, so every list
-    costs one extra round trip (two requests per workspace, on the audit's critical path).
-    """
-
-    def _scim(self, resource_type: str, attributes: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        with translated_errors(self.workspace.label, f"listing {resource_type}"):
-            while True:
-                query = {"attributes": attributes, "startIndex": len(found) + 1, "count": 10000}
-                page = self.client.api_client.do(
-                    "GET", f"/api/2.0/preview/scim/v2/{resource_type}", query=query
-                )
-                assert isinstance(page, dict)
-                resources = page.get("Resources") or []
-                found.extend(resources)
-                if not resources or len(found) >= int(page.get("totalResults") or 0):
-                    return found
-
-    def users(self) -> list[Principal]:
-        return [
-            Principal(
-                r["id"],
-                r.get("userName", ""),
-                r.get("displayName", ""),
-                PrincipalType.USER,
-                r.get("active") is not False,
-            )
-            for r in self._scim("Users", "id,userName,displayName,active")
-        ]
-
-    def service_principals(self) -> list[Principal]:
-        return [
-            Principal(
-                r["id"],
-                r.get("applicationId", ""),
-                r.get("displayName", ""),
-                PrincipalType.SERVICE_PRINCIPAL,
-                r.get("active") is not False,
-            )
-            for r in self._scim("ServicePrincipals", "id,applicationId,displayName,active")
-        ]
-
-
-def one_page_scim_audit(hosts: HostList, workers: int, now: datetime, emulator: EmulatorProcess) -> Run:
-    """What-if: a cold audit whose SCIM lists skip the empty last page."""
-    factory = TimedFactory()
-    gateways = [OnePageScimGateway(Workspace(host=h, workspace_id=i, name=n), factory) for n, h, i in hosts]
-    run = timed_audit(gateways, factory, workers, now)
-    run.requests = emulator.requests()
-    return run
 
 
 def in_process_audit(workers: int, now: datetime) -> Run:
@@ -490,12 +435,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             for sweep in (32, 128, 256, 400):
                 run = cold_audit(hosts, sweep, now, emulator)
                 print(f"   max_workers={sweep:<3}: {run.describe()}")
-            for sweep in (workers, 128, 256):
-                run = one_page_scim_audit(hosts, sweep, now, emulator)
-                print(
-                    f"   SCIM lists stopping at totalResults, max_workers={sweep:<3}: {run.describe()}; "
-                    f"{sum(run.requests.values())} requests"
-                )
 
     print(f"\n5. classification of {CLASSIFY_TOKENS:,} tokens (bench/classify.py's tokens, fresh process)")
     c = in_child(_classification_child)
