@@ -27,7 +27,9 @@ expect = sync_api.expect
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ALICE, BOB, GRACE, HEIDI, ZOE = (p.user_id for p in PERSONAS[:5])
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "simulator.png"
+# The README's picture: refreshed only on request (PATBOT_SCREENSHOT=docs/simulator.png), so that a test run
+# never changes the working tree.
+SCREENSHOT_ENV = "PATBOT_SCREENSHOT"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -102,7 +104,7 @@ def token_of(demo: Demo, owner: str, workspace: str = "prod") -> str:
         )
 
 
-def test_revoke_requested_approved_and_gone(page: Any, demo: Demo) -> None:
+def test_revoke_requested_approved_and_gone(page: Any, demo: Demo, tmp_path: Path) -> None:
     token_id = token_of(demo, "alice@example.com")
     short = token_id[:12]
 
@@ -131,8 +133,9 @@ def test_revoke_requested_approved_and_gone(page: Any, demo: Demo) -> None:
     run(page, "/pat audit all")
     expect(page.locator(".msg.ephemeral").last).to_contain_text("Token audit: all workspaces")
     page.locator(".msg[data-kind='message']", has_text=short).scroll_into_view_if_needed()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "simulator.png")
+    page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000
 
     switch_to(page, ALICE)
     expect(page.locator(".msg[data-kind='message']").last).to_contain_text(f"your token {short}")
