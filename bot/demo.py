@@ -195,7 +195,7 @@ def _weekly_job(services: Services, settings: Settings, slack: SlackEmulator) ->
         return None, f"The weekly job is not part of this build ({exc.name} is missing)."
 
     def run() -> str:
-        client = WebClient(token=BOT_TOKEN, base_url=settings.slack_api_url, timeout=15)
+        client = WebClient(token=BOT_TOKEN, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds)
         reminders = remind(services, client, render_dm=reminder_message)
         posted = summary(services, client, render_summary=summary_message, reminders=reminders)
         lines = [

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="PATBOT_SLACK_API_URL")
+    slack_timeout_seconds: int = Field(
+        default=15, ge=1, le=120, validation_alias="PATBOT_SLACK_TIMEOUT_SECONDS"
+    )
 
     # Databricks (the SDK's other unified-auth variables are read by the SDK itself)
     databricks_host: str | None = Field(default=None, validation_alias="DATABRICKS_HOST")

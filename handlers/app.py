@@ -25,7 +25,7 @@ LAZY_WORKERS = 8
 def slack_client(settings: Settings) -> WebClient:
     """A `WebClient` for `PATBOT_SLACK_API_URL` that waits out 429s (never used on the ack path)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=15)
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=5))
     return client
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import urllib.error
 import uuid
 
 from slack_sdk.errors import SlackApiError
@@ -26,6 +27,12 @@ def user_message(exc: BaseException, metrics: Metrics | None = None) -> str:
             metrics.slack_errors.labels(error).inc()
         log.warning("Slack API error: %s", error)
         return f"Slack refused a call patbot needed ({error}). Nothing was changed; try again shortly."
+    if isinstance(exc, TimeoutError | urllib.error.URLError | ConnectionError):
+        # slack_sdk raises these (not SlackApiError) when Slack is slow or unreachable.
+        if metrics is not None:
+            metrics.slack_errors.labels("timeout" if isinstance(exc, TimeoutError) else "unreachable").inc()
+        log.warning("Slack API unreachable: %s", type(exc).__name__)
+        return "Slack did not answer in time. Nothing was changed; try again shortly."
     ref = uuid.uuid4().hex[:8]
     log.error("unexpected failure (ref %s)", ref, exc_info=exc)
     return f"Something went wrong inside patbot (ref {ref}). Nothing was changed; an admin can find it in the logs."

@@ -118,3 +118,17 @@ def test_chat_update_rate_limited_is_retried(bot: Bot, people: People) -> None:
     updated = wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits], timeout=20)
     assert updated and "Revoked" in json.dumps(updated[0].blocks)
     assert len([c for c in bot.slack.calls("chat.update") if c.status == 429]) == 1
+
+
+def test_slack_timeout_on_the_admin_post_leaves_nothing_pending(bot_factory, people: People) -> None:
+    bot = bot_factory(slack_timeout_seconds=1)
+    bot.slack.set_latency(3.0, method="chat.postMessage")
+    token_id = token_of(bot.databricks, "alice@example.com")
+    bot.command(people.bob, f"revoke {token_id[:12]}")
+    (reply,) = bot.responses(timeout=30)
+    assert "Something went wrong" not in text_of(reply)
+    assert "Slack did not answer in time" in text_of(reply) and "Nothing was changed" in text_of(reply)
+    assert bot.services.approvals is not None and bot.services.approvals.pending() == []
+    assert metric(bot, "patbot_slack_api_errors_total") >= 1
+    bot.slack.set_latency(0.0, method="chat.postMessage")
+    assert request_for_others(bot, people.bob, token_id)
