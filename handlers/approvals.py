@@ -67,6 +67,16 @@ def revoke_request(
     ctx: SlackContext, client: WebClient, user_id: str, token_text: str, reason: str
 ) -> list[Block]:
     """Owner: a "Revoke now / Cancel" confirmation. Anyone else: an approval request to the admin channel."""
+    request = start_revoke(ctx, client, user_id, token_text, reason)
+    if request.params.get(SELF_SERVICE) == "1":
+        return self_confirm_blocks(request)
+    return requested_blocks(request)
+
+
+def start_revoke(
+    ctx: SlackContext, client: WebClient, user_id: str, token_text: str, reason: str
+) -> ApprovalRequest:
+    """The owner's self-service request (awaiting their confirmation), or a request posted to the approvers."""
     store = store_of(ctx)
     email = ctx.directory.email_of(user_id)
     report = ctx.audit()
@@ -90,12 +100,10 @@ def revoke_request(
             if dup.existing.requester != user_id or dup.existing.params.get(SELF_SERVICE) != "1":
                 raise
             request = dup.existing
-        return self_confirm_blocks(request)
-
-    request = submit_request(
+        return request
+    return submit_request(
         ctx, client, RequestKind.REVOKE, token.token_id, token.workspace, user_id, reason, params, token.owner
     )
-    return requested_blocks(request)
 
 
 def submit_request(
@@ -187,13 +195,10 @@ def register_approvals(app: App, ctx: SlackContext) -> None:
 
 
 def _own_request(ctx: SlackContext, client: WebClient, user_id: str, token_id: str) -> ApprovalRequest:
-    blocks = revoke_request(ctx, client, user_id, token_id, "from patbot's Home tab")
-    request_id = next(
-        (el["value"] for b in blocks if b.get("type") == "actions" for el in b["elements"]), None
-    )
-    if request_id is None:  # not the owner: an approval request was sent instead
-        raise GovernanceError(str(blocks[0]["text"]["text"]))
-    return store_of(ctx).get(str(request_id))
+    request = start_revoke(ctx, client, user_id, token_id, "from patbot's Home tab")
+    if request.params.get(SELF_SERVICE) != "1":  # not the owner: the approvers were asked instead
+        raise GovernanceError(str(requested_blocks(request)[0]["text"]["text"]))
+    return request
 
 
 def _decide(ctx: SlackContext, request_id: str, actor: str, decision: RequestState) -> ApprovalRequest:
