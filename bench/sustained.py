@@ -30,7 +30,7 @@ from bot.sandbox.slack_signing import block_action_body, event_body, headers_for
 from bot.services import Services, policy_from
 from bot.settings import Settings
 from handlers.app import create_app
-from handlers.server import make_server, serve_in_thread, wsgi_app
+from handlers.server import make_server, serve_in_thread, stop_server, wsgi_app
 
 SECRET = "bench-signing-secret"
 
@@ -83,7 +83,7 @@ def main() -> None:
         )
         app, ctx = create_app(settings, services)
         server = make_server(wsgi_app(app, ctx), "127.0.0.1", 0, threads=16)
-        serve_in_thread(server)
+        thread = serve_in_thread(server)
         url = f"http://127.0.0.1:{server.effective_port}/slack/events"
 
         def body_for(i: int) -> str:
@@ -145,7 +145,7 @@ def main() -> None:
         rss_after = rss_mib()
         answers = len(slack.response_posts())
         latencies.sort()
-        server.close()
+        stop_server(server, thread)
 
     n = len(latencies)
     print(f"requests sent: {n:,} at {args.concurrency} concurrent in {sending:.1f} s ({n / sending:,.0f}/s)")

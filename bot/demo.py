@@ -23,8 +23,6 @@ from types import FrameType
 from typing import TextIO
 
 from slack_sdk import WebClient
-from waitress.server import BaseWSGIServer
-from waitress.wasyncore import close_all
 
 from bot.databricks import workspace_client_factory
 from bot.errors import ConfigError
@@ -39,7 +37,7 @@ from bot.settings import Settings, load_settings
 from handlers.app import create_app
 from handlers.context import SlackContext
 from handlers.serve import start_sweeper
-from handlers.server import make_server, serve_in_thread, wsgi_app
+from handlers.server import make_server, serve_in_thread, stop_server, wsgi_app
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +135,7 @@ def _start(cleanups: list[Callable[[], None]], port: int | None, host: str | Non
     cleanups.append(lambda: app.listener_runner.listener_executor.shutdown(wait=True, cancel_futures=True))
     server = make_server(wsgi_app(app, ctx), "127.0.0.1", 0)
     thread = serve_in_thread(server)
-    cleanups.append(lambda: _stop_server(server, thread))
+    cleanups.append(lambda: stop_server(server, thread))
     bot_url = f"http://127.0.0.1:{server.effective_port}"
     sweeper = start_sweeper(ctx, app.client, interval=30.0)
     cleanups.append(sweeper.set)
@@ -179,13 +177,6 @@ def _slack_emulator(host: str, port: int | None) -> SlackEmulator:
         return SlackEmulator(bot_token=BOT_TOKEN, host=host, port=0, team_name="Example Co")
 
 
-def _stop_server(server: BaseWSGIServer, thread: threading.Thread) -> None:
-    server.close()
-    close_all(server._map)  # open keep-alive connections keep waitress' loop running
-    server.task_dispatcher.shutdown()
-    thread.join(timeout=5)
-
-
 def _weekly_job(services: Services, settings: Settings, slack: SlackEmulator) -> tuple[WeeklyJob | None, str]:
     """The "run the weekly job now" control: reminders, then the summary; None where not built in."""
     try:
@@ -195,7 +186,9 @@ def _weekly_job(services: Services, settings: Settings, slack: SlackEmulator) ->
         return None, f"The weekly job is not part of this build ({exc.name} is missing)."
 
     def run() -> str:
-        client = WebClient(token=BOT_TOKEN, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds)
+        client = WebClient(
+            token=BOT_TOKEN, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds
+        )
         reminders = remind(services, client, render_dm=reminder_message)
         posted = summary(services, client, render_summary=summary_message, reminders=reminders)
         lines = [

@@ -47,7 +47,9 @@ def weekly_client(settings: Settings) -> WebClient:
     settings.require("slack_bot_token")
     assert settings.slack_bot_token is not None
     return WebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=settings.slack_timeout_seconds,
     )
 
 

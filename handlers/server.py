@@ -14,6 +14,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import BaseWSGIServer, MultiSocketServer
+from waitress.wasyncore import close_all
 
 from handlers.context import SlackContext
 
@@ -102,3 +103,15 @@ def serve_in_thread(server: BaseWSGIServer) -> threading.Thread:
     thread = threading.Thread(target=server.run, name="patbot-http", daemon=True)
     thread.start()
     return thread
+
+
+def stop_server(server: BaseWSGIServer, thread: threading.Thread, timeout: float = 5.0) -> None:
+    """Stop a server started with `serve_in_thread`: everything is closed inside its own loop thread,
+    so the loop never polls a descriptor closed under it."""
+
+    def close_everything() -> None:
+        close_all(server._map)  # the listener, keep-alive connections and the trigger: the loop ends
+
+    server.trigger.pull_trigger(close_everything)
+    thread.join(timeout)
+    server.task_dispatcher.shutdown()
