@@ -12,7 +12,7 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.errors import GovernanceError
+from bot.errors import ConfigError, GovernanceError
 from bot.services import Services
 from bot.settings import Settings
 from bot.weekly import (
@@ -74,6 +74,12 @@ def run_weekly_command(
             render_summary = render_summary or summary_message
         slack = client or weekly_client(svc.settings)
         if args.command == "remind":
+            if svc.embedded_store and not args.dry_run:
+                # Each `patbot remind` is a new process: an in-memory store forgets who was DMed.
+                raise ConfigError(
+                    "REDIS_URL is required for patbot remind: without a shared Redis the at-most-one-DM-a-week "
+                    "guarantee cannot hold across runs (--dry-run works without it)"
+                )
             result = remind(svc, slack, render_dm=render_dm, dry_run=args.dry_run)
             return _report_reminders(result, out, err)
         if args.command == "summary":

@@ -151,6 +151,7 @@ def test_schema_refuses_bad_values(sets: tuple[str, ...], message: str) -> None:
         (("redis.enabled=false", "replicaCount=2"), "replicaCount > 1 needs a shared Redis"),
         (("redis.enabled=false", "autoscaling.enabled=true"), "autoscaling.enabled needs a shared Redis"),
         (("redis.enabled=false", "podDisruptionBudget.enabled=true"), "podDisruptionBudget.enabled needs"),
+        (("redis.enabled=false",), "cronJobs.enabled needs a shared Redis"),
         (
             ("replicaCount=2", "podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=2"),
             "minAvailable must be below replicaCount",
@@ -359,9 +360,11 @@ def test_external_redis_url_comes_from_its_secret() -> None:
 
 
 def test_embedded_store_without_redis() -> None:
-    docs = render(MINIMAL, sets=("redis.enabled=false",))
+    docs = render(MINIMAL, sets=("redis.enabled=false", "cronJobs.enabled=false"))
     assert find(docs, "Deployment", f"{RELEASE}-patbot-redis") == []
-    assert "REDIS_URL" not in env_of(bot(docs)["spec"]["template"]["spec"]["containers"][0])
+    assert find(docs, "CronJob", f"{RELEASE}-patbot-remind") == []
+    env = env_of(bot(docs)["spec"]["template"]["spec"]["containers"][0])
+    assert "REDIS_URL" not in env
 
 
 # --- weekly jobs -----------------------------------------------------------------------------

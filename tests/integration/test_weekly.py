@@ -590,3 +590,33 @@ def test_scheduler_follows_the_cron_and_can_be_switched_off() -> None:
         assert str(when.tzinfo) == "Europe/Paris"
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_remind_refuses_the_embedded_store_except_for_a_dry_run(
+    services: Services, slack: SlackEmulator
+) -> None:
+    import argparse
+    import io
+
+    from bot.weekly_cli import run_weekly_command
+
+    embedded = services.replace(embedded_store=True)
+    err = io.StringIO()
+    code = run_weekly_command(
+        embedded,
+        argparse.Namespace(command="remind", dry_run=False),
+        io.StringIO(),
+        err,
+        client=client_for(slack),
+    )
+    assert code == 2 and err.getvalue().startswith("patbot: REDIS_URL is required for patbot remind")
+    assert slack.calls("chat.postMessage") == []
+    out = io.StringIO()
+    code = run_weekly_command(
+        embedded,
+        argparse.Namespace(command="remind", dry_run=True),
+        out,
+        io.StringIO(),
+        client=client_for(slack),
+    )
+    assert "dry run" in out.getvalue() and slack.calls("chat.postMessage") == []

@@ -122,6 +122,9 @@ stop before anything is applied.
 {{- if $v.podDisruptionBudget.enabled }}
 {{- fail "podDisruptionBudget.enabled needs more than one replica, hence a shared Redis: set redis.enabled or externalRedis.enabled" }}
 {{- end }}
+{{- if $v.cronJobs.enabled }}
+{{- fail "cronJobs.enabled needs a shared Redis: each job runs in its own pod and must remember who was DMed this week; set redis.enabled or externalRedis.enabled, or disable cronJobs to use the in-process scheduler" }}
+{{- end }}
 {{- end }}
 {{- if and $v.podDisruptionBudget.enabled (not $v.autoscaling.enabled) (le (int $v.replicaCount) (int $v.podDisruptionBudget.minAvailable)) }}
 {{- fail "podDisruptionBudget.minAvailable must be below replicaCount, or no node could ever be drained" }}
