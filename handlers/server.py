@@ -112,6 +112,12 @@ def stop_server(server: BaseWSGIServer, thread: threading.Thread, timeout: float
     def close_everything() -> None:
         close_all(server._map)  # the listener, keep-alive connections and the trigger: the loop ends
 
-    server.trigger.pull_trigger(close_everything)
-    thread.join(timeout)
+    try:
+        if thread.is_alive():
+            server.trigger.pull_trigger(close_everything)
+            thread.join(timeout)
+    except OSError:  # the loop already closed its trigger (it is stopping on its own)
+        thread.join(timeout)
+    if thread.is_alive() or server._map:
+        close_everything()
     server.task_dispatcher.shutdown()
