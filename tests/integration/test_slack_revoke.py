@@ -391,3 +391,20 @@ def test_patbot_log_prints_requests_and_decisions(bot: Bot, people: People) -> N
     table = io.StringIO()
     assert main(["log"], services=bot.services, out=table) == 0
     assert table.getvalue().startswith("TIME") and "revoked" in table.getvalue()
+
+
+def test_an_unconfirmed_owner_revoke_does_not_block_others(bot: Bot, people: People) -> None:
+    token_id = token_of(bot.databricks, "alice@example.com")
+    bot.command(people.alice, f"revoke {token_id}")
+    (confirm,) = bot.responses()
+    owner_request = button_value(confirm, ACTION_CONFIRM)
+    request_id = request_for_others(bot, people.bob, token_id)
+    assert request_id != owner_request
+    bot.action(
+        people.alice, ACTION_CONFIRM, owner_request, channel_id="C1", message_ts="1.1", is_ephemeral=True
+    )
+    (late,) = bot.responses()
+    assert "already cancelled" in text_of(late)
+    click(bot, people.approver, ACTION_APPROVE, request_id)
+    wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
+    assert deletes(bot) == 1
