@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.errors import ConfigError
@@ -36,16 +39,14 @@ def create_app(settings: Settings, services: Services) -> tuple[App, SlackContex
     if services.approvals is None or services.redis is None:
         raise ConfigError("REDIS_URL: the Slack app needs an approvals store")
     client = slack_client(settings)
-    assert settings.slack_signing_secret is not None
-    # Acks run on the request thread (process_before_response) so they never queue behind slow work;
-    # every slow listener is lazy and runs on this executor after the HTTP response.
-    app = App(
-        client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        process_before_response=True,
-        listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="patbot-lazy"),
-        raise_error_for_unhandled_request=False,
-    )
+    try:
+        app = _bolt_app(settings, client)
+    except BoltError as exc:  # Bolt checks the bot token with auth.test at start-up
+        raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused it ({_slack_error(exc)})") from None
+    except (SlackApiError, OSError) as exc:
+        raise ConfigError(
+            f"PATBOT_SLACK_API_URL: cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__})"
+        ) from None
     ctx = SlackContext(
         services=services,
         directory=SlackDirectory(client, settings.approvers),
@@ -54,3 +55,21 @@ def create_app(settings: Settings, services: Services) -> tuple[App, SlackContex
     )
     register(app, ctx)
     return app, ctx
+
+
+def _bolt_app(settings: Settings, client: WebClient) -> App:
+    assert settings.slack_signing_secret is not None
+    # Acks run on the request thread (process_before_response) so they never queue behind slow work;
+    # every slow listener is lazy and runs on this executor after the HTTP response.
+    return App(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="patbot-lazy"),
+        raise_error_for_unhandled_request=False,
+    )
+
+
+def _slack_error(exc: Exception) -> str:
+    found = re.search(r"'error': '([a-z_]+)'", str(exc))
+    return found.group(1) if found else "auth.test failed"

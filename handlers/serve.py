@@ -6,6 +6,7 @@ import logging
 import threading
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.scheduler import start_scheduler
 from bot.services import Services
@@ -59,7 +60,15 @@ def serve(services: Services, *, socket: bool = False) -> int:
         health = make_server(wsgi_app(None, ctx), "0.0.0.0", settings.port)
         serve_in_thread(health)
         log.info("Socket Mode; health endpoints on port %s", settings.port)
-        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+        handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        try:
+            handler.connect()  # type: ignore[no-untyped-call]
+        except SlackApiError as exc:  # apps.connections.open refused the app-level token
+            raise ConfigError(
+                f"SLACK_APP_TOKEN: Slack refused it ({exc.response.get('error', 'error')})"
+            ) from None
+        log.info("Socket Mode connected")
+        threading.Event().wait()  # the handler's threads serve; this one waits for a signal
         return 0
     server = make_server(wsgi_app(app, ctx), "0.0.0.0", settings.port)
     log.info("serving Slack events on port %s", settings.port)

@@ -108,3 +108,31 @@ def test_serve_answers_health_and_a_signed_command(
     assert "embedded in-memory store" in stderr, "the warning about REDIS_URL is logged"
     assert DEFAULT_ADMIN_TOKEN not in stderr and BOT_TOKEN not in stderr
     assert process.returncode in (0, -signal.SIGTERM), "SIGTERM stops the process"
+
+
+def test_serve_with_a_refused_bot_token_exits_2_naming_the_variable(
+    tmp_path: Path, slack: SlackEmulator, people: People
+) -> None:
+    env = clean_env(
+        SLACK_BOT_TOKEN="xoxb-wrong",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        PATBOT_SLACK_API_URL=slack.api_url,
+        PATBOT_ADMIN_CHANNEL="CADMIN0001",
+        PATBOT_APPROVERS=people.approver,
+        DATABRICKS_HOST="https://x",
+        PATBOT_SCHEDULER="off",
+        PORT=str(free_port()),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip().splitlines()[-1] == "patbot: SLACK_BOT_TOKEN: Slack refused it (invalid_auth)"
+    )
+    assert "Traceback" not in result.stderr and "xoxb-wrong" not in result.stderr
