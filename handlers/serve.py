@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -37,6 +39,26 @@ def start_sweeper(ctx: SlackContext, client: WebClient, interval: float = 60.0) 
     return stop
 
 
+def socket_readiness(
+    is_connected: Callable[[], bool], grace: float = 30.0, clock: Callable[[], float] = time.monotonic
+) -> Callable[[], tuple[bool, str]]:
+    """Ready while the Socket Mode connection is up, or has been down for less than `grace` seconds
+    (slack_sdk reconnects by itself; a connection that stays down takes the pod out of rotation)."""
+    last_up = clock()
+
+    def check() -> tuple[bool, str]:
+        nonlocal last_up
+        now = clock()
+        if is_connected():
+            last_up = now
+            return True, "ok (socket mode connected)"
+        if now - last_up < grace:
+            return True, "ok (socket mode reconnecting)"
+        return False, f"socket mode disconnected for {now - last_up:.0f} s"
+
+    return check
+
+
 def serve(services: Services, *, socket: bool = False) -> int:
     """Run the Slack app until interrupted."""
     settings = services.settings
@@ -57,10 +79,14 @@ def serve(services: Services, *, socket: bool = False) -> int:
 
         if settings.slack_app_token is None:
             raise ConfigError("SLACK_APP_TOKEN is required for --socket (an xapp- app-level token)")
-        health = make_server(wsgi_app(None, ctx), "0.0.0.0", settings.port)
+        handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        health = make_server(
+            wsgi_app(None, ctx, also_ready=socket_readiness(handler.client.is_connected)),
+            "0.0.0.0",
+            settings.port,
+        )
         serve_in_thread(health)
         log.info("Socket Mode; health endpoints on port %s", settings.port)
-        handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
         try:
             handler.connect()  # type: ignore[no-untyped-call]
         except SlackApiError as exc:  # apps.connections.open refused the app-level token

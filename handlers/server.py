@@ -24,7 +24,10 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def wsgi_app(app: App | None, ctx: SlackContext) -> WsgiApp:
+ReadinessCheck = Callable[[], tuple[bool, str]]
+
+
+def wsgi_app(app: App | None, ctx: SlackContext, *, also_ready: ReadinessCheck | None = None) -> WsgiApp:
     """One WSGI callable: Slack events (when `app` is given) and the health and metrics endpoints."""
     slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
     secret = ctx.services.settings.slack_signing_secret
@@ -43,6 +46,8 @@ def wsgi_app(app: App | None, ctx: SlackContext) -> WsgiApp:
             return plain(start_response, "200 OK", b"ok\n")
         if path == "/readyz":
             ok, detail = redis_ready(ctx)
+            if ok and also_ready is not None:
+                ok, detail = also_ready()
             return plain(
                 start_response, "200 OK" if ok else "503 Service Unavailable", detail.encode() + b"\n"
             )

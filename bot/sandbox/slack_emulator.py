@@ -9,6 +9,11 @@ Extra pages (the ``patbot demo`` simulator) can be mounted under a path prefix w
 :meth:`SlackEmulator.mount`. Every call is recorded; faults (429 with ``Retry-After``, ``ok: false``
 errors, latency, a per-method token bucket) can be injected.
 
+Socket Mode: given an ``app_token`` (``xapp-…``), ``apps.connections.open`` (called with that token;
+the bot token gets ``not_allowed_token_type``, any other ``invalid_auth``) answers the URL of a
+WebSocket endpoint (:mod:`bot.sandbox.socket_mode`) on its own port. :meth:`SlackEmulator.socket_send`
+pushes an envelope to the connected app and :meth:`SlackEmulator.socket_acks` reads its acks.
+
 Time: the emulator's clock is ``clock()`` (default ``time.time``) sped up by ``time_scale``.
 Token buckets, ``Retry-After`` values, latency and recorded times are in emulated seconds;
 :meth:`SlackEmulator.sleep` waits emulated seconds, so a benchmark can inject it as the
@@ -36,6 +41,8 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.sandbox.socket_mode import SocketAck, SocketEnvelope, SocketModeServer
+
 __all__ = [
     "Ephemeral",
     "Message",
@@ -43,6 +50,8 @@ __all__ = [
     "ResponsePost",
     "SlackEmulator",
     "SlackError",
+    "SocketAck",
+    "SocketEnvelope",
     "UploadedFile",
     "User",
     "UserGroup",
@@ -58,6 +67,7 @@ MethodHandler = Callable[[Args], Args]
 
 _MAX_PAGE = 1000
 _USER_CHANNEL = re.compile(r"^[UW]")
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})  # called with the app-level token
 
 
 class SlackError(Exception):
@@ -368,10 +378,14 @@ class SlackEmulator:
         time_scale: float = 1.0,
         latency: float = 0.0,
         strict_channels: bool = False,
+        app_token: str | None = None,
+        app_id: str = "A1",
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.bot_token = bot_token
+        self.app_token = app_token
+        self.app_id = app_id
         self.team_id = team_id
         self.team_name = team_name
         self.team_domain = team_domain
@@ -432,11 +446,14 @@ class SlackEmulator:
             "views.update": self._views_update,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
+            "apps.connections.open": self._apps_connections_open,
         }
 
         handler = type("_BoundHandler", (_Handler,), {"emulator": self})
         self._server = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
+        # Socket Mode's WebSocket endpoint, only with an app token.
+        self._socket = SocketModeServer(host, app_id=app_id, clock=self.now) if app_token else None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -447,10 +464,14 @@ class SlackEmulator:
                 target=self._server.serve_forever, args=(0.05,), name="slack-emulator", daemon=True
             )
             self._thread.start()
+        if self._socket is not None:
+            self._socket.start()
         return self
 
     def close(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving (Socket Mode connections get ``close`` 1001) and release the ports."""
+        if self._socket is not None:
+            self._socket.close()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)
@@ -725,6 +746,8 @@ class SlackEmulator:
             self._views.clear()
             self._files.clear()
             self._response_posts.clear()
+        if self._socket is not None:
+            self._socket.clear()
 
     def mount(self, prefix: str, route: WebRoute) -> None:
         """Serve every request whose path is *prefix* or below it (``/simulator``, ``/simulator/…``)
@@ -746,6 +769,71 @@ class SlackEmulator:
         or raises :class:`SlackError`. It runs under the emulator's lock."""
         with self._lock:
             self._methods[method] = handler
+
+    # ----------------------------------------------------------------- Socket Mode
+
+    def _socket_server(self) -> SocketModeServer:
+        if self._socket is None:
+            raise RuntimeError("Socket Mode needs SlackEmulator(app_token=...)")
+        return self._socket
+
+    def socket_send(
+        self,
+        envelope_type: str,
+        payload: Args,
+        *,
+        envelope_id: str | None = None,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        """Push a Socket Mode envelope (``slash_commands``, ``interactive``, ``events_api``) to the
+        newest connection; returns its ``envelope_id``. The payload is what Slack would POST over
+        HTTP, as a JSON object (a slash command's form fields become its keys).
+
+        ``accepts_response_payload`` defaults to Slack's (true for slash commands, view submissions
+        and block suggestions). Raises :class:`RuntimeError` when no app is connected.
+        """
+        return self._socket_server().send(
+            envelope_type,
+            payload,
+            envelope_id=envelope_id,
+            accepts_response_payload=accepts_response_payload,
+            retry_attempt=retry_attempt,
+            retry_reason=retry_reason,
+        )
+
+    def socket_acks(self, envelope_id: str | None = None) -> list[SocketAck]:
+        """Acks the app sent over the socket (for one envelope, or all), oldest first."""
+        return self._socket_server().acks(envelope_id)
+
+    def wait_for_socket_ack(self, envelope_id: str, timeout: float = 5.0) -> SocketAck:
+        """Block until the app acks *envelope_id* (real-time *timeout*)."""
+        return self._socket_server().wait_for_ack(envelope_id, timeout)
+
+    def socket_envelopes(self) -> list[SocketEnvelope]:
+        """Envelopes pushed with :meth:`socket_send`, oldest first."""
+        return self._socket_server().envelopes()
+
+    def socket_connected(self) -> bool:
+        """Whether an app holds an open Socket Mode connection (it has had its ``hello``)."""
+        return self._socket is not None and self._socket.connection_count() > 0
+
+    def socket_connections_opened(self) -> int:
+        """Socket Mode connections made so far (reconnections count)."""
+        return self._socket.connections_opened if self._socket is not None else 0
+
+    def wait_for_socket(self, timeout: float = 5.0, opened: int = 1) -> None:
+        """Block until an app is connected and *opened* connections were ever made (real seconds)."""
+        self._socket_server().wait_connected(timeout, opened)
+
+    def socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Send Slack's ``disconnect`` message: the app should open a new connection."""
+        self._socket_server().send_disconnect(reason)
+
+    def socket_drop(self, code: int | None = None) -> None:
+        """Close every Socket Mode connection (with a close frame carrying *code*, or abruptly)."""
+        self._socket_server().drop_connections(code)
 
     # ----------------------------------------------------------------- request plumbing
 
@@ -800,8 +888,7 @@ class SlackEmulator:
                     raise SlackError("unknown_method")
                 if not token:
                     raise SlackError("not_authed")
-                if token != self.bot_token:
-                    raise SlackError("invalid_auth")
+                self._check_token(method, token)
                 fault = self._fault(method)
                 if fault is not None:
                     status, error, retry_after, exact = fault
@@ -820,6 +907,16 @@ class SlackEmulator:
                 result = {"ok": False, "error": error}
             self._record(method, args, status, error)
             return _json_reply(result, status, headers)
+
+    def _check_token(self, method: str, token: str) -> None:
+        """App-level methods take only the app token, the others only the bot token."""
+        if method in _APP_TOKEN_METHODS:
+            if self.app_token is not None and token == self.app_token:
+                return
+            raise SlackError("not_allowed_token_type" if token == self.bot_token else "invalid_auth")
+        if token != self.bot_token:
+            wrong_type = self.app_token is not None and token == self.app_token
+            raise SlackError("not_allowed_token_type" if wrong_type else "invalid_auth")
 
     def _text_fault(self, method: str, args: Args) -> _Reply | None:
         """An injected fault for a non-API endpoint, answered as text (ok:false errors become 500)."""
@@ -923,6 +1020,10 @@ class SlackEmulator:
         raise SlackError("channel_not_found")
 
     # ----------------------------------------------------------------- methods
+
+    def _apps_connections_open(self, args: Args) -> Args:
+        # Only reached with the app token (see _check_token), so the socket server exists.
+        return {"url": self._socket_server().issue_url()}
 
     def _auth_test(self, args: Args) -> Args:
         return {
