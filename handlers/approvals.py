@@ -7,7 +7,6 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.approvals import (
     ApprovalRequest,
@@ -281,7 +280,7 @@ def update_admin_message(ctx: SlackContext, client: WebClient, request: Approval
             blocks=admin_decided_blocks(request),
             text=outcome_text(request),
         )
-    except SlackApiError as exc:
+    except Exception as exc:  # the outcome is recorded; a lost message update must not stop the DMs
         user_message(exc, ctx.metrics)
 
 
@@ -291,14 +290,15 @@ def notify(ctx: SlackContext, client: WebClient, request: ApprovalRequest) -> No
     if request.state is RequestState.APPROVED and request.owner and "@" in request.owner:
         try:
             owner_id = str(client.users_lookupByEmail(email=request.owner)["user"]["id"])
-        except SlackApiError:
+        except Exception as exc:  # not in Slack, or Slack unreachable: the requester is still told
+            user_message(exc, ctx.metrics)
             owner_id = ""
         if owner_id and owner_id != request.requester:
             recipients.append((owner_id, True))
     for user_id, to_owner in recipients:
         try:
             client.chat_postMessage(channel=user_id, text=decision_dm_text(request, to_owner=to_owner))
-        except SlackApiError as exc:
+        except Exception as exc:  # one unreachable person must not stop the next DM
             user_message(exc, ctx.metrics)
 
 

@@ -132,3 +132,29 @@ def test_slack_timeout_on_the_admin_post_leaves_nothing_pending(bot_factory, peo
     assert metric(bot, "patbot_slack_api_errors_total") >= 1
     bot.slack.set_latency(0.0, method="chat.postMessage")
     assert request_for_others(bot, people.bob, token_id)
+
+
+def test_slack_timeout_looking_up_the_user(bot_factory, people: People) -> None:
+    bot = bot_factory(slack_timeout_seconds=1)
+    bot.slack.set_latency(3.0, method="users.info")
+    bot.command(people.alice, "audit")
+    (reply,) = bot.responses(timeout=30)
+    assert "Slack did not answer in time" in text_of(reply)
+    assert metric(bot, "patbot_slack_api_errors_total") >= 1
+    assert bot.get("/healthz")[0] == 200
+
+
+def test_slack_timeout_updating_the_admin_message_still_records_the_outcome(
+    bot_factory, people: People
+) -> None:
+    bot = bot_factory(slack_timeout_seconds=1)
+    token_id = token_of(bot.databricks, "alice@example.com")
+    request_id = request_for_others(bot, people.bob, token_id)
+    bot.slack.set_latency(3.0, method="chat.update")
+    message = bot.slack.messages_to(ADMIN_CHANNEL)[0]
+    bot.action(people.approver, ACTION_APPROVE, request_id, channel_id=ADMIN_CHANNEL, message_ts=message.ts)
+    dms = wait_until(lambda: bot.slack.messages_to(people.bob), timeout=30)
+    assert dms and "Revoked" in dms[0].text, "the requester is still told"
+    assert bot.services.approvals is not None
+    assert bot.services.approvals.get(request_id).outcome == "revoked"
+    assert bot.databricks.count_requests("DELETE", TOKENS) == 1
