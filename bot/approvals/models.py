@@ -1,0 +1,112 @@
+"""The approval domain: request kinds and states, audit events, and the records the store returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RequestKind(StrEnum):
+    REVOKE = "revoke"
+    CREATE = "create"
+    ROTATE = "rotate"
+    POLICY = "policy"
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        """Every state but ``pending`` is final (``approved`` may still receive its outcome)."""
+        return self is not RequestState.PENDING
+
+
+DECISIONS = frozenset({RequestState.APPROVED, RequestState.DENIED, RequestState.CANCELLED})
+
+
+class AuditEvent(StrEnum):
+    CREATED = "created"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    OUTCOME = "outcome"
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    id: str
+    kind: RequestKind
+    subject: str
+    workspace: str
+    requester: str
+    reason: str
+    params: dict[str, str]
+    created_at: datetime
+    expires_at: datetime
+    state: RequestState = RequestState.PENDING
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    outcome: str | None = None
+    outcome_detail: str | None = None
+    outcome_at: datetime | None = None
+    admin_channel: str | None = None
+    admin_ts: str | None = None
+    owner: str | None = None
+
+    @property
+    def in_doubt(self) -> bool:
+        """Claimed (approved) but no outcome recorded: the action may or may not have happened."""
+        return self.state is RequestState.APPROVED and self.outcome is None
+
+    def is_expired_at(self, now: datetime) -> bool:
+        return self.state is RequestState.EXPIRED or (
+            self.state is RequestState.PENDING and now >= self.expires_at
+        )
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Returned by :meth:`ApprovalStore.decide` to the one caller that won.
+
+    ``won`` is always True on a returned Transition (losers get an exception); it exists so code that
+    passes transitions around can assert it. ``request`` is the request right after the transition.
+    """
+
+    request: ApprovalRequest
+    previous_state: RequestState = RequestState.PENDING
+    won: bool = True
+
+    @property
+    def state(self) -> RequestState:
+        return self.request.state
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: str  # the stream entry id ("<ms>-<seq>")
+    event: str
+    time: datetime
+    request_id: str
+    kind: str
+    subject: str
+    workspace: str
+    requester: str
+    actor: str | None = None
+    outcome: str | None = None
+    detail: str | None = None
+    reason: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
