@@ -100,7 +100,8 @@ def start_revoke(
                 raise
             request = dup.existing
         return request
-    try:
+
+    def ask_approvers() -> ApprovalRequest:
         return submit_request(
             ctx,
             client,
@@ -112,23 +113,16 @@ def start_revoke(
             params,
             token.owner,
         )
+
+    try:
+        return ask_approvers()
     except DuplicateRequest as dup:
         # An owner's unconfirmed "Revoke now?" must not block everyone else until it expires:
         # withdraw it (atomically: if the owner confirms first, this raises) and ask the approvers.
         if dup.existing.params.get(SELF_SERVICE) != "1":
             raise
         store.decide(dup.existing.id, RequestState.CANCELLED, "patbot")
-        return submit_request(
-            ctx,
-            client,
-            RequestKind.REVOKE,
-            token.token_id,
-            token.workspace,
-            user_id,
-            reason,
-            params,
-            token.owner,
-        )
+        return ask_approvers()
 
 
 def submit_request(
