@@ -37,6 +37,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve_env(
+    slack: SlackEmulator, databricks: DatabricksEmulator, people: People, port: int, **extra: str
+) -> dict[str, str]:
+    """The environment of a `patbot serve` wired to both emulators."""
+    return clean_env(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        PATBOT_SLACK_API_URL=slack.api_url,
+        PATBOT_ADMIN_CHANNEL="CADMIN0001",
+        PATBOT_APPROVERS=people.approver,
+        PATBOT_WORKSPACES=",".join(databricks.hosts),
+        DATABRICKS_TOKEN=DEFAULT_ADMIN_TOKEN,
+        PATBOT_SCHEDULER="off",
+        PORT=str(port),
+        **extra,
+    )
+
+
 def test_serve_without_slack_settings_exits_2_naming_the_variable(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "serve"],
@@ -54,17 +72,7 @@ def test_serve_answers_health_and_a_signed_command(
     tmp_path: Path, slack: SlackEmulator, databricks: DatabricksEmulator, people: People
 ) -> None:
     port = free_port()
-    env = clean_env(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        PATBOT_SLACK_API_URL=slack.api_url,
-        PATBOT_ADMIN_CHANNEL="CADMIN0001",
-        PATBOT_APPROVERS=people.approver,
-        PATBOT_WORKSPACES=",".join(databricks.hosts),
-        DATABRICKS_TOKEN=DEFAULT_ADMIN_TOKEN,
-        PATBOT_SCHEDULER="off",
-        PORT=str(port),
-    )
+    env = serve_env(slack, databricks, people, port)
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve"],
         env=env,

@@ -4,7 +4,6 @@ as a real process: hello, envelopes and their acks, lazy answers, health endpoin
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -26,7 +25,8 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmulator
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_signing import event_body, slash_command_body
-from tests.fixtures.emulators import BOT_TOKEN, SIGNING_SECRET, People, wait_until
+from tests.fixtures.emulators import BOT_TOKEN, People, wait_until
+from tests.integration.test_serve_process import free_port, serve_env
 
 pytestmark = pytest.mark.integration
 
@@ -173,38 +173,15 @@ def test_socket_mode_needs_an_app_token() -> None:
 # --------------------------------------------------------------------------- patbot serve --socket
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve_env(
-    slack: SlackEmulator, databricks: DatabricksEmulator, people: People, port: int, app_token: str
-) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABRICKS_", "PATBOT_", "SLACK_", "REDIS_"))
-    }
-    env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_APP_TOKEN=app_token,
-        PATBOT_SLACK_API_URL=slack.api_url,
-        PATBOT_ADMIN_CHANNEL="CADMIN0001",
-        PATBOT_APPROVERS=people.approver,
-        PATBOT_WORKSPACES=",".join(databricks.hosts),
-        DATABRICKS_TOKEN=DEFAULT_ADMIN_TOKEN,
-        PATBOT_SCHEDULER="off",
-        PORT=str(port),
-    )
-    return env
-
-
 def get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.status, response.read().decode()
+
+
+def socket_env(
+    slack: SlackEmulator, databricks: DatabricksEmulator, people: People, port: int, app_token: str
+) -> dict[str, str]:
+    return serve_env(slack, databricks, people, port, SLACK_APP_TOKEN=app_token)
 
 
 def test_serve_socket_mode_acks_envelopes_answers_lazily_and_stops_on_sigterm(
@@ -213,7 +190,7 @@ def test_serve_socket_mode_acks_envelopes_answers_lazily_and_stops_on_sigterm(
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--socket"],
-        env=serve_env(slack, databricks, people, port, APP_TOKEN),
+        env=socket_env(slack, databricks, people, port, APP_TOKEN),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -272,7 +249,7 @@ def test_serve_socket_mode_with_a_refused_app_token_exits_2_naming_the_variable(
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "serve", "--socket"],
-        env=serve_env(slack, databricks, people, free_port(), "xapp-wrong"),
+        env=socket_env(slack, databricks, people, free_port(), "xapp-wrong"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
