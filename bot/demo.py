@@ -137,7 +137,7 @@ def _start(cleanups: list[Callable[[], None]], port: int | None, host: str | Non
     thread = serve_in_thread(server)
     cleanups.append(lambda: stop_server(server, thread))
     bot_url = f"http://127.0.0.1:{server.effective_port}"
-    sweeper = start_sweeper(ctx, app.client, interval=30.0)
+    sweeper = start_sweeper(ctx, interval=30.0)
     cleanups.append(sweeper.set)
 
     job, unavailable = _weekly_job(services, settings, slack)

@@ -29,3 +29,7 @@ class AmbiguousToken(GovernanceError):
 
 class UnknownWorkspace(GovernanceError):
     """A workspace selector matched no governed workspace."""
+
+
+class NotificationFailed(GovernanceError):
+    """A message the flow depends on (e.g. the approval request) could not be delivered."""

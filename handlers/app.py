@@ -12,13 +12,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.errors import ConfigError
+from bot.flows.deps import FlowDeps
 from bot.operations import Operations, SecretKeys
 from bot.services import Services
 from bot.settings import Settings
-from bot.slack_directory import SlackDirectory
 from handlers import register
 from handlers.context import SlackContext
 from handlers.metrics import Metrics
+from handlers.notifier import SlackNotifier
+from handlers.people import SlackDirectory
 
 # Few lazy workers: each competes with the acks for the GIL, and concurrent audits share their
 # Databricks reads (see bot.read_cache), so more threads would not answer sooner.
@@ -47,12 +49,19 @@ def create_app(settings: Settings, services: Services) -> tuple[App, SlackContex
         raise ConfigError(
             f"PATBOT_SLACK_API_URL: cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__})"
         ) from None
-    ctx = SlackContext(
-        services=services,
-        directory=SlackDirectory(client, settings.approvers),
-        metrics=Metrics(),
-        operations=Operations(services.fleet, services.approvals, SecretKeys(services.redis)),
+    metrics = Metrics()
+    people = SlackDirectory(client, settings.approvers)
+    deps = FlowDeps(
+        settings=settings,
+        fleet=services.fleet,
+        policy=services.policy,
+        store=services.approvals,
+        executor=Operations(services.fleet, services.approvals, SecretKeys(services.redis)),
+        people=people,
+        notifier=SlackNotifier(client, settings.admin_channel or "", people, metrics),
+        clock=services.clock,
     )
+    ctx = SlackContext(services=services, deps=deps, metrics=metrics)
     register(app, ctx)
     return app, ctx
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.approvals import ApprovalRequest, RequestState
-from handlers.blocks import Block, context, escape, section, slack_date
+from bot.governance.models import Finding
+from handlers.blocks import Block, context, escape, findings_text, section, slack_date
 
 ACTION_APPROVE = "pat_approve"
 ACTION_DENY = "pat_deny"
@@ -19,6 +20,10 @@ KIND_VERBS = {
     "rotate": "rotate",
     "policy": "change the policy of",
 }
+
+
+def _findings(codes: str) -> list[Finding]:
+    return [Finding(c) for c in codes.split(",") if c in Finding.__members__.values()]
 
 
 def _button(text: str, action_id: str, request_id: str, style: str | None = None) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def describe(request: ApprovalRequest) -> str:
         if p.get("comment"):
             lines.append(f"Comment: “{escape(p['comment'][:200])}”")
         if p.get("findings"):
-            lines.append(f"Findings: _{escape(p['findings'])}_")
+            lines.append(f"Findings: _{escape(findings_text(_findings(p['findings'])))}_")
     elif request.kind == "create":
         lines = [
             f"*Create a token* for service principal *{escape(p.get('principal', ''))}* "

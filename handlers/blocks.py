@@ -11,6 +11,7 @@ from bot.governance.models import Finding, FleetReport, TokenAssessment, Workspa
 Block = dict[str, Any]
 
 ACTION_REVOKE_OWN = "pat_revoke_own"
+ACTION_REVOKE_ROTATED = "pat_revoke_rotated"
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000

@@ -1,24 +1,30 @@
-"""`/pat`: ack at once, then do the work in a lazy listener and answer through `response_url`."""
+"""`/pat`: ack at once, then parse the text, call one flow and answer through `response_url`."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
 
-from bot.report import to_csv
-from handlers.approvals import REVOKE_USAGE, revoke_request
-from handlers.blocks import Block, error_blocks, fleet_audit_blocks, help_blocks, own_audit_blocks, section
+from bot.flows.audit import AuditTarget, audit_for, is_approver
+from bot.flows.create import request_create
+from bot.flows.policy import policy_view, request_max_lifetime
+from bot.flows.results import Refused
+from bot.flows.revoke import request_revoke
+from bot.flows.rotate import request_rotate
+from handlers.blocks import Block, error_blocks, help_blocks, section
 from handlers.context import SlackContext
 from handlers.errors import user_message
-from handlers.parsing import AuditScope, parse_audit_scope, parse_command
-from handlers.provisioning import create_command, policy_command, rotate_command
-
-log = logging.getLogger(__name__)
-
-NOT_APPROVER = "Only approvers can see the fleet. `/pat audit` shows your own tokens."
+from handlers.parsing import (
+    CREATE_USAGE,
+    POLICY_USAGE,
+    REVOKE_USAGE,
+    ROTATE_USAGE,
+    parse_audit_scope,
+    parse_command,
+    parse_create,
+)
+from handlers.result_blocks import audit_result_blocks, policy_blocks, request_result_blocks
 
 
 def register_commands(app: App, ctx: SlackContext) -> None:
@@ -27,10 +33,10 @@ def register_commands(app: App, ctx: SlackContext) -> None:
     def ack_pat(ack: Ack) -> None:
         ack()
 
-    def run_pat(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def run_pat(body: dict[str, Any], respond: Respond) -> None:
         user_id = str(body.get("user_id", ""))
         try:
-            blocks = dispatch(ctx, client, user_id, str(body.get("text", "")))
+            blocks = answer(ctx, user_id, str(body.get("text", "")))
         except Exception as exc:
             blocks = error_blocks(user_message(exc, ctx.metrics))
         respond(blocks=blocks, text=_fallback(blocks), response_type="ephemeral", replace_original=False)
@@ -46,23 +52,41 @@ def _fallback(blocks: list[Block]) -> str:
     return "patbot"
 
 
-def dispatch(ctx: SlackContext, client: WebClient, user_id: str, text: str) -> list[Block]:
+def answer(ctx: SlackContext, user_id: str, text: str) -> list[Block]:
     """Run one `/pat` command for `user_id` and return the ephemeral answer."""
+    deps = ctx.deps
     command = parse_command(text)
+    args = command.args
     if command.name == "audit":
-        return audit_command(ctx, client, user_id, parse_audit_scope(command.args))
+        scope = parse_audit_scope(args)
+        result = audit_for(deps, user_id, AuditTarget(scope.kind, scope.value))
+        ctx.count(result)
+        return audit_result_blocks(result)
     if command.name == "revoke":
-        if not command.args:
+        if not args:
             return [section(REVOKE_USAGE)]
-        reason = command.rest[len(command.args[0]) :].strip()
-        return revoke_request(ctx, client, user_id, command.args[0], reason)
+        reason = command.rest[len(args[0]) :].strip()
+        return ctx.render(request_revoke(deps, user_id, args[0], reason))
     if command.name == "create":
-        return create_command(ctx, client, user_id, command.rest)
+        try:
+            ask = parse_create(command.rest)
+        except ValueError as exc:
+            return error_blocks(str(exc))
+        if ask is None:
+            return [section(CREATE_USAGE)]
+        return ctx.render(request_create(deps, user_id, ask))
     if command.name == "rotate":
-        return rotate_command(ctx, client, user_id, command.rest)
+        if not args:
+            return [section(ROTATE_USAGE)]
+        return ctx.render(request_rotate(deps, user_id, args[0], " ".join(args[1:])))
     if command.name == "policy":
-        return policy_command(ctx, client, user_id, command.args)
-    blocks = help_blocks(ctx.directory.is_approver(user_id))
+        if not args:
+            view = policy_view(deps, user_id)
+            return error_blocks(view.reason) if isinstance(view, Refused) else policy_blocks(view)
+        if args[0].lower() != "max-lifetime" or len(args) < 2:
+            return [section(POLICY_USAGE)]
+        return ctx.render(request_max_lifetime(deps, user_id, args[1], args[2:]))
+    blocks = help_blocks(is_approver(deps, user_id))
     if command.rest:
         blocks.insert(
             0, section(f"I don't know `{command.rest[:40].replace('`', '')}`. Here is what I can do:")
@@ -70,47 +94,4 @@ def dispatch(ctx: SlackContext, client: WebClient, user_id: str, text: str) -> l
     return blocks
 
 
-def audit_command(ctx: SlackContext, client: WebClient, user_id: str, scope: AuditScope) -> list[Block]:
-    """`/pat audit`: own tokens for anyone; the fleet, a user or a workspace for approvers."""
-    if scope.kind == "own":
-        email = ctx.directory.email_of(user_id)
-        report = ctx.audit(owner=email)
-        if not report.tokens and report.owner_known() is False:
-            return [
-                section(
-                    f"No Databricks user with the e-mail {email} exists in the "
-                    f"{len(report.workspaces)} governed workspace(s), so you own no tokens there."
-                )
-            ]
-        return own_audit_blocks(report, email)
-
-    if not ctx.directory.is_approver(user_id):
-        return [section(NOT_APPROVER)]
-    if scope.kind == "all":
-        report, label = ctx.audit(), "all workspaces"
-    elif scope.kind == "user":
-        email = ctx.directory.email_of(scope.value)
-        report, label = ctx.audit(owner=email), email
-    elif scope.kind == "email":
-        report, label = ctx.audit(owner=scope.value), scope.value
-    else:
-        report, label = ctx.audit(selectors=(scope.value,)), scope.value
-    csv_sent = send_csv(ctx, client, user_id, to_csv(report), label)
-    return fleet_audit_blocks(report, label, csv_sent=csv_sent)
-
-
-def send_csv(ctx: SlackContext, client: WebClient, user_id: str, content: str, label: str) -> bool:
-    """Upload the CSV report to the approver's DM with the bot (files upload v2)."""
-    try:
-        channel = ctx.directory.dm_channel(user_id)
-        client.files_upload_v2(
-            channel=channel,
-            content=content,
-            filename="patbot-audit.csv",
-            title=f"PAT audit: {label}"[:200],
-            initial_comment=f"The full token audit ({label}).",
-        )
-    except Exception as exc:
-        log.warning("could not send the CSV report: %s", user_message(exc, ctx.metrics))
-        return False
-    return True
+__all__ = ["answer", "register_commands", "request_result_blocks"]

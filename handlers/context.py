@@ -1,37 +1,35 @@
-"""What every listener needs: the services, the Slack directory and the metrics of this app."""
+"""What every listener needs: the flows' dependencies, the services behind them and this app's metrics."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.governance.audit import audit
-from bot.governance.models import FleetReport
-from bot.operations import Operations
+from bot.flows.deps import FlowDeps
+from bot.flows.results import AuditResult, FleetAudit, OwnAudit, Refused, RequestResult
 from bot.services import Services
-from bot.slack_directory import SlackDirectory
+from handlers.blocks import Block
+from handlers.errors import user_message
 from handlers.metrics import Metrics
+from handlers.result_blocks import request_result_blocks
 
 
 @dataclass(frozen=True)
 class SlackContext:
-    """Services plus the Slack-side parts built with the app."""
+    """The core's flows plus the Slack-side parts built with the app."""
 
     services: Services
-    directory: SlackDirectory
+    deps: FlowDeps
     metrics: Metrics
-    operations: Operations
 
-    def audit(self, *, owner: str | None = None, selectors: tuple[str, ...] = ()) -> FleetReport:
-        """A fleet audit with the configured policy and concurrency, counting workspace failures."""
-        svc = self.services
-        report = audit(
-            svc.fleet,
-            svc.policy,
-            now=svc.clock(),
-            owner=owner,
-            selectors=selectors,
-            max_workers=svc.settings.audit_concurrency,
-        )
-        for _ in report.failed:
-            self.metrics.databricks_errors.labels("WorkspaceUnreadable").inc()
-        return report
+    def count(self, result: AuditResult | RequestResult) -> None:
+        """Count what a result says went wrong: unreadable workspaces, Databricks errors behind a refusal."""
+        if isinstance(result, OwnAudit | FleetAudit):
+            for _ in result.report.failed:
+                self.metrics.databricks_errors.labels("WorkspaceUnreadable").inc()
+        elif isinstance(result, Refused) and result.error is not None:
+            user_message(result.error, self.metrics)
+
+    def render(self, result: RequestResult) -> list[Block]:
+        """Count, then render a request's result."""
+        self.count(result)
+        return request_result_blocks(result)

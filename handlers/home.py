@@ -7,9 +7,10 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.flows.audit import own_tokens
+from bot.flows.results import Refused
 from handlers.blocks import home_view
 from handlers.context import SlackContext
-from handlers.errors import user_message
 
 
 def register_home(app: App, ctx: SlackContext) -> None:
@@ -29,9 +30,8 @@ def register_home(app: App, ctx: SlackContext) -> None:
 
 def build_home(ctx: SlackContext, user_id: str) -> dict[str, Any]:
     """The Home view for one user; failures become a message in the view."""
-    try:
-        email = ctx.directory.email_of(user_id)
-        report = ctx.audit(owner=email)
-    except Exception as exc:
-        return home_view(None, None, problem=user_message(exc, ctx.metrics))
-    return home_view(report, email)
+    result = own_tokens(ctx.deps, user_id)
+    ctx.count(result)
+    if isinstance(result, Refused):
+        return home_view(None, None, problem=result.reason)
+    return home_view(result.report, result.email)

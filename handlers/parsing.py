@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
+
+from bot.flows.create import CreateAsk
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _EMAIL = re.compile(r"^(?:<mailto:[^|>]+\|)?([^\s<>|@]+@[^\s<>|]+?)>?$")
 
 SUBCOMMANDS = ("help", "audit", "revoke", "create", "rotate", "policy")
+
+REVOKE_USAGE = "Usage: `/pat revoke <token-id> [reason]` (the full ID or at least 8 characters of it)."
+CREATE_USAGE = (
+    "Usage: `/pat create <service-principal> <lifetime> [workspace=<ws>] [comment]`, for example "
+    "`/pat create etl-pipeline 30d nightly load`. The principal is an application ID or display name "
+    "(quote names with spaces); the lifetime is days or hours such as `30d` or `12h`."
+)
+ROTATE_USAGE = "Usage: `/pat rotate <token-id>` (the full ID or at least 8 characters of it)."
+POLICY_USAGE = "Usage: `/pat policy` or `/pat policy max-lifetime <days> [workspace…]`."
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +72,18 @@ def parse_audit_scope(args: tuple[str, ...]) -> AuditScope:
     if email and "@" in email.group(1):
         return AuditScope("email", email.group(1).lower())
     return AuditScope("workspace", target.strip("<>").split("|")[-1])
+
+
+def parse_create(rest: str) -> CreateAsk | None:
+    """`<principal> <lifetime> [workspace=<ws>] [comment…]`; None when too short, ValueError on bad quotes."""
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        raise ValueError("Unbalanced quotes in the command.") from None
+    if len(words) < 2:
+        return None
+    principal, lifetime, extra = words[0], words[1], words[2:]
+    workspace = None
+    if extra and extra[0].lower().startswith("workspace="):
+        workspace = extra.pop(0).split("=", 1)[1]
+    return CreateAsk(principal, lifetime, workspace, " ".join(extra))

@@ -7,15 +7,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.flows.decide import sweep_expired
 from bot.scheduler import start_scheduler
 from bot.services import Services
 from bot.weekly import weekly_job
 from bot.weekly_cli import weekly_client
 from handlers.app import create_app
-from handlers.approvals import sweep_expired
 from handlers.context import SlackContext
 from handlers.errors import user_message
 from handlers.server import make_server, serve_in_thread, wsgi_app
@@ -24,14 +23,14 @@ from handlers.weekly_blocks import reminder_message, summary_message
 log = logging.getLogger(__name__)
 
 
-def start_sweeper(ctx: SlackContext, client: WebClient, interval: float = 60.0) -> threading.Event:
+def start_sweeper(ctx: SlackContext, interval: float = 60.0) -> threading.Event:
     """Expire overdue requests and update their admin messages every `interval` seconds."""
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(interval):
             try:
-                sweep_expired(ctx, client)
+                sweep_expired(ctx.deps)
             except Exception as exc:  # keep sweeping; the store may be back next time
                 log.warning("expiry sweep failed: %s", user_message(exc, ctx.metrics))
 
@@ -64,7 +63,7 @@ def serve(services: Services, *, socket: bool = False) -> int:
     settings = services.settings
     settings.require_for_serve()
     app, ctx = create_app(settings, services)
-    start_sweeper(ctx, app.client)
+    start_sweeper(ctx)
     start_scheduler(
         settings,
         weekly_job(

@@ -83,4 +83,5 @@ def _request_from_hash(fields: Mapping[str, str]) -> ApprovalRequest:
         admin_channel=_opt(fields, "admin_channel"),
         admin_ts=_opt(fields, "admin_ts"),
         owner=_opt(fields, "owner"),
+        self_service=fields.get("self_service") == "1",
     )

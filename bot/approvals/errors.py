@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import redis.exceptions
 
-from bot.approvals.models import ApprovalRequest, RequestState
+from bot.approvals.models import ApprovalRequest, RequestKind, RequestState
 from bot.errors import GovernanceError
 
 
@@ -43,10 +43,17 @@ class DuplicateRequest(ApprovalError):
 
     def __init__(self, existing: ApprovalRequest) -> None:
         super().__init__(
-            f"A {existing.kind} request for {existing.subject} is already pending "
+            f"A {existing.kind} request for {_short_subject(existing)} is already pending "
             f"(request `{existing.id}` by <@{existing.requester}>, expires {_fmt(existing.expires_at)})."
         )
         self.existing = existing
+
+
+def _short_subject(request: ApprovalRequest) -> str:
+    """Token IDs are shown as their first 12 characters; other subjects as they are."""
+    if request.kind in (RequestKind.REVOKE, RequestKind.ROTATE):
+        return f"token `{request.subject[:12]}`"
+    return request.subject
 
 
 class AlreadyDecided(ApprovalError):

@@ -66,6 +66,7 @@ class ApprovalRequest:
     admin_channel: str | None = None
     admin_ts: str | None = None
     owner: str | None = None
+    self_service: bool = False
 
     @property
     def in_doubt(self) -> bool:
@@ -76,6 +77,23 @@ class ApprovalRequest:
         return self.state is RequestState.EXPIRED or (
             self.state is RequestState.PENDING and now >= self.expires_at
         )
+
+
+@dataclass(frozen=True)
+class RequestDraft:
+    """What a new request is about, before the store gives it an id and an expiry.
+
+    ``self_service`` marks the owner revoking their own token: the owner confirms it, no approver does.
+    """
+
+    kind: RequestKind
+    subject: str
+    workspace: str
+    requester: str
+    reason: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+    owner: str | None = None
+    self_service: bool = False
 
 
 @dataclass(frozen=True)

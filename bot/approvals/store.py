@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from bot.approvals.models import (
     ApprovalRequest,
     AuditEvent,
     Clock,
+    RequestDraft,
     RequestKind,
     RequestState,
     Transition,
@@ -104,18 +105,7 @@ class ApprovalStore:
 
     # -- create
 
-    def create(
-        self,
-        kind: RequestKind | str,
-        subject: str,
-        workspace: str,
-        requester: str,
-        reason: str = "",
-        params: Mapping[str, str] | None = None,
-        owner: str | None = None,
-        *,
-        now: datetime | None = None,
-    ) -> ApprovalRequest:
+    def create(self, draft: RequestDraft, *, now: datetime | None = None) -> ApprovalRequest:
         """Store a new pending request and log it.
 
         Raises :class:`DuplicateRequest` (carrying the existing request) while a pending, unexpired
@@ -127,68 +117,55 @@ class ApprovalStore:
         pending-by key can name it, "the named request is not pending / expired / missing" can only
         become true once and stay true, so replacing such a stale key is safe.
         """
-        kind = RequestKind(kind)
-        if not subject:
+        if not draft.subject:
             raise ValueError("subject must not be empty")
         created_at = self._now(now)
-        expires_at = created_at + self.ttl
-        params = {str(k): str(v) for k, v in (params or {}).items()}
         ttl_ms = max(1, self.ttl // timedelta(milliseconds=1))
         with _guard():
-            request = self._write_new(
-                kind, subject, workspace, requester, reason, params, owner, created_at, expires_at, ttl_ms
-            )
+            request = self._write_new(draft, created_at, ttl_ms)
             key = self.request_key(request.id)
             claimed = False
             try:
-                self._redis.zadd(self.pending_key, {request.id: _us(expires_at)})
+                self._redis.zadd(self.pending_key, {request.id: _us(request.expires_at)})
                 claimed = self._claim_subject(request, created_at, ttl_ms)
             finally:
                 if not claimed:
                     self._discard(request.id, key)
-        self.audit.append_best_effort(AuditEvent.CREATED, request, actor=requester, at=created_at)
+        self.audit.append_best_effort(AuditEvent.CREATED, request, actor=draft.requester, at=created_at)
         return request
 
-    def _write_new(
-        self,
-        kind: RequestKind,
-        subject: str,
-        workspace: str,
-        requester: str,
-        reason: str,
-        params: dict[str, str],
-        owner: str | None,
-        created_at: datetime,
-        expires_at: datetime,
-        ttl_ms: int,
-    ) -> ApprovalRequest:
+    def _write_new(self, draft: RequestDraft, created_at: datetime, ttl_ms: int) -> ApprovalRequest:
         nonce = secrets.token_hex(8)
+        params = {str(k): str(v) for k, v in draft.params.items()}
+        expires_at = created_at + self.ttl
         for _ in range(8):
             request = ApprovalRequest(
                 id=_new_id(),
-                kind=kind,
-                subject=subject,
-                workspace=workspace,
-                requester=requester,
-                reason=reason,
+                kind=RequestKind(draft.kind),
+                subject=draft.subject,
+                workspace=draft.workspace,
+                requester=draft.requester,
+                reason=draft.reason,
                 params=params,
                 created_at=created_at,
                 expires_at=expires_at,
-                owner=owner,
+                owner=draft.owner,
+                self_service=draft.self_service,
             )
             fields = {
                 "id": request.id,
-                "kind": str(kind),
-                "subject": subject,
-                "workspace": workspace,
-                "requester": requester,
-                "reason": reason,
+                "kind": str(request.kind),
+                "subject": request.subject,
+                "workspace": request.workspace,
+                "requester": request.requester,
+                "reason": request.reason,
                 "params": json.dumps(params, sort_keys=True),
                 "created_at": _iso(created_at),
                 "expires_at": _iso(expires_at),
                 "expires_at_us": str(_us(expires_at)),
                 "state": str(RequestState.PENDING),
-                "owner": owner or "",
+                "owner": request.owner or "",
+                "self_service": "1" if request.self_service else "",
             }
             args: list[str] = [nonce, str(ttl_ms + self._retention_ms)]
             for name, value in fields.items():

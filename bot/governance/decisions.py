@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 from bot.approvals import ApprovalRequest, RequestState
 
-SELF_SERVICE = "self"  # params flag: the owner revoking their own token (no approver needed)
-
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -21,8 +19,7 @@ def may_decide(
     request: ApprovalRequest, actor: str, decision: RequestState, *, actor_is_approver: bool
 ) -> Decision:
     """Four eyes: approvers decide others' requests, never their own; owners confirm their self-service."""
-    self_service = request.params.get(SELF_SERVICE) == "1"
-    if self_service:
+    if request.self_service:
         if actor != request.requester:
             return Decision(False, "Only the token's owner can confirm or cancel this.")
         if decision not in (RequestState.APPROVED, RequestState.CANCELLED):
@@ -37,3 +34,17 @@ def may_decide(
     if actor == request.requester:
         return Decision(False, "You made this request; another approver has to decide it (four eyes).")
     return Decision(True)
+
+
+def may_see_fleet(*, actor_is_approver: bool) -> Decision:
+    """Approvers see the whole fleet, a user's or a workspace's tokens; everyone else their own."""
+    if actor_is_approver:
+        return Decision(True)
+    return Decision(False, "Only approvers can see the fleet. `/pat audit` shows your own tokens.")
+
+
+def may_see_policy(*, actor_is_approver: bool) -> Decision:
+    """Workspace token policy is for approvers, to see and to ask to change."""
+    if actor_is_approver:
+        return Decision(True)
+    return Decision(False, "Only approvers can see or change workspace token policy.")

@@ -12,6 +12,8 @@ from bot.approvals import (
     AlreadyDecided,
     ApprovalStore,
     DuplicateRequest,
+    RequestDraft,
+    RequestKind,
     RequestState,
     StoreUnavailable,
     connect_redis,
@@ -45,7 +47,9 @@ def store(redis_url, clock) -> ApprovalStore:
 
 def new(store: ApprovalStore, subject: str = "dapi-token-1"):
     return store.create(
-        "revoke", subject, "adb-1.azuredatabricks.net", "U_REQ", "left", {"x": "1"}, "o@x.com"
+        RequestDraft(
+            RequestKind.REVOKE, subject, "adb-1.azuredatabricks.net", "U_REQ", "left", {"x": "1"}, "o@x.com"
+        )
     )
 
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.approvals import connect_redis
+from bot.flows.decide import sweep_expired
 from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmulator
 from handlers.approval_blocks import ACTION_APPROVE, ACTION_CANCEL, ACTION_CONFIRM, ACTION_DENY, VIEW_CONFIRM
-from handlers.approvals import sweep_expired
 from handlers.blocks import ACTION_REVOKE_OWN
 from tests.fixtures.emulators import ADMIN_CHANNEL, Bot, People, wait_until
 
@@ -258,7 +258,7 @@ def test_expired_request_cannot_be_approved_and_the_sweep_updates_messages(
     bot.command(people.bob, f"revoke {token_of(bot.databricks, 'carol@example.com')[:12]}")
     bot.responses()
     clock.advance(hours=2)
-    assert sweep_expired(bot.ctx, bot.ctx.directory.client) == 1
+    assert sweep_expired(bot.ctx.deps) == 1
     assert all(m.edits for m in bot.slack.messages_to(ADMIN_CHANNEL))
 
 

@@ -21,6 +21,7 @@ from bot.approvals import (
     AuditLog,
     DuplicateRequest,
     InvalidTransition,
+    RequestDraft,
     RequestExpired,
     RequestKind,
     RequestNotFound,
@@ -71,7 +72,8 @@ def new(
 ) -> ApprovalRequest:
     args = {"workspace": "adb-1.azuredatabricks.net", "requester": "U_REQ", "reason": "left the team"}
     args.update(kwargs)
-    return store.create(kind, subject, **args)
+    now = args.pop("now", None)
+    return store.create(RequestDraft(RequestKind(kind), subject, **args), now=now)
 
 
 def events(store: ApprovalStore, request_id: str | None = None) -> list[str]:
@@ -83,13 +85,15 @@ def events(store: ApprovalStore, request_id: str | None = None) -> list[str]:
 
 def test_create_stores_a_pending_request(store, clock):
     request = store.create(
-        RequestKind.CREATE,
-        "sp-app-id",
-        "adb-1.azuredatabricks.net",
-        "U_REQ",
-        "nightly ETL",
-        {"lifetime": "30d", "comment": "etl"},
-        "etl@example.com",
+        RequestDraft(
+            RequestKind.CREATE,
+            "sp-app-id",
+            "adb-1.azuredatabricks.net",
+            "U_REQ",
+            "nightly ETL",
+            {"lifetime": "30d", "comment": "etl"},
+            "etl@example.com",
+        )
     )
     assert len(request.id) == 10 and request.id.isalnum()
     assert request.state is RequestState.PENDING
@@ -565,7 +569,7 @@ class ApprovalMachine(RuleBasedStateMachine):
             i for i, r in self.model.items() if r.kind == kind and r.subject == subject and self.live(i)
         ]
         try:
-            request = self.store.create(kind, subject, "h", requester, "why", {"k": "v"})
+            request = self.store.create(RequestDraft(kind, subject, "h", requester, "why", {"k": "v"}))
         except DuplicateRequest as dup:
             assert [dup.existing.id] == blocking
             return dup.existing.id

@@ -1,4 +1,4 @@
-"""Who is who in Slack: e-mails of users, approvers (users and user groups), DM channels. Cached."""
+"""The Slack side of `bot.ports.People`: e-mails of users, approvers (users and user groups), DM channels. Cached."""
 
 from __future__ import annotations
 
@@ -97,6 +97,14 @@ class SlackDirectory:
             return frozenset()
         self._groups.put(group_id, members)
         return members
+
+    def user_for_email(self, email: str) -> str | None:
+        """The Slack user with this e-mail; None when not in Slack or Slack cannot say."""
+        try:
+            return str(self.client.users_lookupByEmail(email=email)["user"]["id"])
+        except Exception as exc:  # not in Slack, or Slack unreachable: the caller carries on without them
+            log.info("no Slack user for an owner e-mail (%s)", type(exc).__name__)
+            return None
 
     def dm_channel(self, user_id: str) -> str:
         """The bot's DM channel with a user."""

@@ -1,0 +1,94 @@
+"""`revoke`: the owner confirms their own token's revoke; anyone else's request goes to the approvers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot.approvals import ApprovalRequest, DuplicateRequest, RequestDraft, RequestKind, RequestState
+from bot.errors import GovernanceError
+from bot.flows.deps import FlowDeps
+from bot.flows.results import Refused, RequestResult, SelfConfirm, SentToApprovers
+from bot.flows.submit import PATBOT, ask_approvers
+from bot.governance.lookup import find_token
+from bot.governance.models import FleetReport, PrincipalType, TokenAssessment
+
+
+class Origin(StrEnum):
+    """Where a revoke was asked from; a button gives the request its reason when none was typed."""
+
+    COMMAND = "command"
+    HOME = "home"
+    REMINDER = "reminder"
+    ROTATION = "rotation"
+
+
+DEFAULT_REASONS = {
+    Origin.COMMAND: "",
+    Origin.HOME: "from patbot's Home tab",
+    Origin.REMINDER: "from patbot's weekly reminder",
+    Origin.ROTATION: "replaced by a new token (guided rotation)",
+}
+
+
+def token_params(item: TokenAssessment, report: FleetReport) -> dict[str, str]:
+    """What the request shows about a token (no secrets: the API never returns values)."""
+    token = item.token
+    label = next((ws.workspace.label for ws in report.workspaces if ws.workspace.host == token.workspace), "")
+    return {
+        "workspace_label": label,
+        "owner_display": token.owner,
+        "comment": token.comment,
+        "findings": ",".join(f.value for f in item.findings),
+    }
+
+
+def request_revoke(
+    deps: FlowDeps, actor: str, token_text: str, reason: str = "", origin: Origin = Origin.COMMAND
+) -> RequestResult:
+    """Revoke a token: `SelfConfirm` for its owner, `SentToApprovers` for anyone else, or `Refused`."""
+    try:
+        return _request_revoke(deps, actor, token_text, reason or DEFAULT_REASONS[origin])
+    except GovernanceError as exc:
+        return Refused.because(exc)
+
+
+def _request_revoke(deps: FlowDeps, actor: str, token_text: str, reason: str) -> RequestResult:
+    email = deps.people.email_of(actor)
+    report = deps.audit()
+    item = find_token(report, token_text)
+    token = item.token
+    draft = RequestDraft(
+        RequestKind.REVOKE,
+        token.token_id,
+        token.workspace,
+        actor,
+        reason,
+        token_params(item, report),
+        owner=token.owner,
+    )
+    owns_it = token.owner.lower() == email and item.principal_type is not PrincipalType.SERVICE_PRINCIPAL
+    if owns_it:
+        return SelfConfirm(_own_request(deps, RequestDraft(**{**draft.__dict__, "self_service": True})))
+    try:
+        return SentToApprovers(ask_approvers(deps, draft))
+    except DuplicateRequest as dup:
+        # An owner's unconfirmed "Revoke now?" must not block everyone else until it expires:
+        # withdraw it (atomically: if the owner confirms first, this raises) and ask the approvers.
+        if not dup.existing.self_service:
+            raise
+        deps.store.decide(dup.existing.id, RequestState.CANCELLED, PATBOT)
+        return SentToApprovers(ask_approvers(deps, draft))
+
+
+def _own_request(deps: FlowDeps, draft: RequestDraft) -> ApprovalRequest:
+    """The owner's confirmation; asking again replaces an unconfirmed one (with the new reason)."""
+    try:
+        return deps.store.create(draft)
+    except DuplicateRequest as dup:
+        existing = dup.existing
+        if existing.requester != draft.requester or not existing.self_service:
+            raise
+        if existing.reason == draft.reason:
+            return existing
+        deps.store.decide(existing.id, RequestState.CANCELLED, draft.requester)
+        return deps.store.create(draft)
