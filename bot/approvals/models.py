@@ -28,11 +28,6 @@ class RequestState(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
 
-    @property
-    def terminal(self) -> bool:
-        """Every state but ``pending`` is final (``approved`` may still receive its outcome)."""
-        return self is not RequestState.PENDING
-
 
 DECISIONS = frozenset({RequestState.APPROVED, RequestState.DENIED, RequestState.CANCELLED})
 
@@ -73,11 +68,6 @@ class ApprovalRequest:
         """Claimed (approved) but no outcome recorded: the action may or may not have happened."""
         return self.state is RequestState.APPROVED and self.outcome is None
 
-    def is_expired_at(self, now: datetime) -> bool:
-        return self.state is RequestState.EXPIRED or (
-            self.state is RequestState.PENDING and now >= self.expires_at
-        )
-
 
 @dataclass(frozen=True)
 class RequestDraft:
@@ -98,15 +88,10 @@ class RequestDraft:
 
 @dataclass(frozen=True)
 class Transition:
-    """Returned by :meth:`ApprovalStore.decide` to the one caller that won.
-
-    ``won`` is always True on a returned Transition (losers get an exception); it exists so code that
-    passes transitions around can assert it. ``request`` is the request right after the transition.
-    """
+    """Returned by :meth:`ApprovalStore.decide` to the one caller that won (losers get an exception);
+    ``request`` is the request right after the transition."""
 
     request: ApprovalRequest
-    previous_state: RequestState = RequestState.PENDING
-    won: bool = True
 
     @property
     def state(self) -> RequestState:

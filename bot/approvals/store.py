@@ -420,10 +420,3 @@ class ApprovalStore:
         if _s(reply[0]) == "missing":
             raise RequestNotFound(request_id)
         return _request_from_hash(_pairs(reply[1]))
-
-    def ping(self) -> bool:
-        """True when Redis answers (for ``/readyz``)."""
-        try:
-            return bool(self._redis.ping())
-        except _UNAVAILABLE_ERRORS:
-            return False

@@ -21,10 +21,6 @@ class Classifier:
         self._today = self.now.date().toordinal()
         self._max_lifetime = timedelta(days=policy.max_lifetime_days)
 
-    def days_ago(self, moment: datetime) -> int:
-        """Whole UTC calendar days between `moment` and today."""
-        return self._today - moment.astimezone(UTC).date().toordinal()
-
     def classify(
         self,
         token: Token,

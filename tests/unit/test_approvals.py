@@ -194,7 +194,6 @@ def test_decide_moves_pending_to_the_decision(store, clock, decision):
     request = new(store)
     clock.advance(timedelta(minutes=5))
     transition = store.decide(request.id, decision, "U_APP")
-    assert transition.won and transition.previous_state is RequestState.PENDING
     assert transition.state is decision
     assert transition.request.decided_by == "U_APP"
     assert transition.request.decided_at == T0 + timedelta(minutes=5)
@@ -249,7 +248,7 @@ def test_decide_unknown_request(store):
 def test_expiry_boundary_one_microsecond_before(store, clock):
     request = new(store)
     clock.advance(TTL - US)
-    assert store.decide(request.id, "approved", "U_APP").won
+    assert store.decide(request.id, "approved", "U_APP").state is RequestState.APPROVED
 
 
 def test_expiry_boundary_exactly_at_expires_at(store, clock):
@@ -425,7 +424,7 @@ def test_works_with_a_bytes_client(server, clock):
     store = ApprovalStore(fakeredis.FakeRedis(server=server), ttl=TTL, clock=clock)
     request = new(store)
     assert store.get(request.id) == request
-    assert store.decide(request.id, "approved", "U_APP").won
+    assert store.decide(request.id, "approved", "U_APP").state is RequestState.APPROVED
     assert store.record_outcome(request.id, "revoked").outcome == "revoked"
     assert [e.event for e in store.audit.entries()] == ["created", "approved", "outcome"]
 
@@ -468,7 +467,7 @@ def test_audit_failure_after_a_win_still_reports_the_win(store, monkeypatch, cap
     monkeypatch.setattr(store.audit, "append", down)
     with caplog.at_level(logging.ERROR, logger="bot.approvals"):
         transition = store.decide(request.id, "approved", "U_APP")
-    assert transition.won
+    assert transition.state is RequestState.APPROVED
     assert request.id in caplog.text and "audit log unavailable" in caplog.text
 
 
@@ -493,12 +492,11 @@ def test_store_unavailable_changes_nothing(store, server, client):
         with pytest.raises(StoreUnavailable) as info:
             call()
         assert "nothing was changed" in info.value.user_message
-    assert store.ping() is False
     server.connected = True
     assert {k: client.type(k) for k in client.keys("*")} == before
     assert client.xlen("patbot:audit") == audit_len
     assert store.get(request.id).state is RequestState.PENDING
-    assert store.decide(request.id, "approved", "U_APP").won
+    assert store.decide(request.id, "approved", "U_APP").state is RequestState.APPROVED
 
 
 # ---------------------------------------------------------------------------------- connect_redis
@@ -510,7 +508,7 @@ def test_connect_redis_embedded_has_lua():
     assert client.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, "k", "v") == "OK"
     store = ApprovalStore(client, ttl=TTL)
     request = new(store)
-    assert store.decide(request.id, "approved", "U_APP").won
+    assert store.decide(request.id, "approved", "U_APP").state is RequestState.APPROVED
     assert connect_redis("  ")[1] is True
 
 
@@ -522,7 +520,6 @@ def test_connect_redis_real_url_is_lazy():
     assert kwargs["socket_timeout"] == 2.0 and kwargs["socket_connect_timeout"] == 2.0
     assert kwargs["health_check_interval"] > 0
     store = ApprovalStore(client, ttl=TTL)
-    assert store.ping() is False
     with pytest.raises(StoreUnavailable):
         store.get("AAAAAAAAAA")
     assert connect_redis("rediss://example.invalid:6380/0")[1] is False
