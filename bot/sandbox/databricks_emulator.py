@@ -21,6 +21,9 @@ OBO disabled on the workspace                          403     PERMISSION_DENIED
 PATs disabled (``enableTokensConfig=false``)           403     PERMISSION_DENIED
 lifetime above ``maxTokenLifetimeDays`` (or none)      400     INVALID_PARAMETER_VALUE
 more than 600 tokens for one principal                 400     QUOTA_EXCEEDED
+unknown API scope or modifier (create, PATCH)          400     INVALID_PARAMETER_VALUE
+PATCH token: no / empty ``update_mask``, other field   400     INVALID_PARAMETER_VALUE
+PATCH token: unknown token id                          404     RESOURCE_DOES_NOT_EXIST
 bad workspace-conf key or value, bad request body      400     INVALID_PARAMETER_VALUE
 malformed JSON body                                    400     MALFORMED_REQUEST
 secret scope unknown                                   404     RESOURCE_DOES_NOT_EXIST
