@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from bot.governance.models import Finding, Policy, Principal, PrincipalType, Token, TokenAssessment
 from bot.governance.scopes import FULL_ACCESS, MINTS_TOKENS, Capability, Scope, covers, grant_of, intersect
@@ -103,7 +104,13 @@ def usage_known(token: Token) -> bool:
 def narrowable(token: Token) -> bool:
     """Usage is known and the token's scopes (or full access) allow more than it uses."""
     # No scopes is full access; spelled out, since `covers` reads an empty `used` as "uses nothing".
-    return usage_known(token) and not covers(token.used_scopes, token.scopes or (FULL_ACCESS,))
+    return usage_known(token) and not _covers(token.used_scopes, token.scopes or (FULL_ACCESS,))
+
+
+@lru_cache(maxsize=4096)
+def _covers(granted: tuple[str, ...], used: tuple[str, ...]) -> bool:
+    # A fleet repeats a few scope sets many times over.
+    return covers(granted, used)
 
 
 def suggested_scopes(token: Token) -> tuple[Scope, ...]:
