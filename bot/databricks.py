@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import requests
 from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk import errors as sdk_errors
+from databricks.sdk.common.types.fieldmask import FieldMask
 from databricks.sdk.config import Config
 from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError
 from databricks.sdk.service.provisioning import WorkspaceStatus
 from databricks.sdk.service.settings import TokenInfo
 
 from bot.errors import GovernanceError
-from bot.governance.models import Posture, Principal, PrincipalType, Token, Workspace
+from bot.governance.models import (
+    GranteeKind,
+    Posture,
+    Principal,
+    PrincipalType,
+    Token,
+    TokenUser,
+    Workspace,
+)
 from bot.read_cache import ReadCache
 
 log = logging.getLogger(__name__)
@@ -122,6 +131,9 @@ def token_from_sdk(info: TokenInfo, workspace: str) -> Token | None:
         expires=_from_millis(info.expiry_time),
         last_used=last_used.date() if last_used is not None else None,
         scopes=tuple(info.scopes or ()),
+        autoscope_state=info.autoscope_state.value if info.autoscope_state is not None else "",
+        inferred_scopes=tuple(info.inferred_scopes or ()),
+        backfill_scopes=tuple(info.backfill_scopes or ()),
     )
 
 
@@ -138,6 +150,37 @@ def posture_from_conf(conf: dict[str, str | None]) -> Posture:
         max_token_lifetime_days=max_days if max_days > 0 else UNSET_MAX_LIFETIME_DAYS,
         max_lifetime_set=max_days > 0,
     )
+
+
+_SCOPES_MASK = FieldMask(["scopes"])  # type: ignore[no-untyped-call]  # the SDK's class is untyped
+TOKEN_PERMISSIONS_PATH = "/api/2.0/permissions/authorization/tokens"
+_LEVEL_RANK = {"CAN_USE": 1, "CAN_MANAGE": 2}
+_GRANTEE_FIELDS = (
+    ("group_name", GranteeKind.GROUP),
+    ("user_name", GranteeKind.USER),
+    ("service_principal_name", GranteeKind.SERVICE_PRINCIPAL),
+)
+
+
+def token_users_from_acl(body: Mapping[str, Any]) -> tuple[TokenUser, ...]:
+    """Who holds `CAN_USE` (or `CAN_MANAGE`) on tokens, from the token permissions JSON; groups first."""
+    users: list[TokenUser] = []
+    for entry in body.get("access_control_list") or []:
+        if not isinstance(entry, dict):
+            continue
+        levels = [
+            str(p.get("permission_level") or "")
+            for p in entry.get("all_permissions") or []
+            if isinstance(p, dict)
+        ]
+        level = max((lv for lv in levels if lv in _LEVEL_RANK), key=_LEVEL_RANK.__getitem__, default=None)
+        kind_name = next(((k, entry[f]) for f, k in _GRANTEE_FIELDS if entry.get(f)), None)
+        if level is None or kind_name is None:
+            continue
+        kind, name = kind_name
+        users.append(TokenUser(kind, str(name), level, str(entry.get("display_name") or "")))
+    order = {k: n for n, (_, k) in enumerate(_GRANTEE_FIELDS)}
+    return tuple(sorted(users, key=lambda u: (order[u.kind], u.name.lower())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +261,19 @@ class WorkspaceGateway:
     def _posture(self) -> Posture:
         with translated_errors(self.workspace.label, "reading the token settings"):
             conf = self.client.workspace_conf.get_status(_POSTURE_KEYS)
-        return posture_from_conf(dict(conf or {}))
+        posture = posture_from_conf(dict(conf or {}))
+        try:
+            users = self._token_users()
+        except DatabricksError as exc:  # e.g. no token permissions below the Premium plan
+            log.warning("who may use tokens in %s: %s", self.workspace.label, exc.user_message)
+            return posture
+        return replace(posture, token_users=users)
+
+    def _token_users(self) -> tuple[TokenUser, ...]:
+        # Read raw: the SDK's TokenPermissionLevel knows only CAN_USE and turns the admins' CAN_MANAGE into None.
+        with translated_errors(self.workspace.label, "reading who may use tokens"):
+            body = self.client.api_client.do("GET", TOKEN_PERMISSIONS_PATH)
+        return token_users_from_acl(body if isinstance(body, dict) else {})
 
     def set_max_lifetime(self, days: int) -> None:
         """Set `maxTokenLifetimeDays` (a string value, as the API wants)."""
@@ -292,19 +347,47 @@ class WorkspaceGateway:
                     return resources
                 start += len(batch)
 
-    def create_obo_token(self, application_id: str, lifetime: timedelta, comment: str) -> CreatedToken:
-        """A token on behalf of a service principal; its value is returned once, for the secret scope."""
+    def create_obo_token(
+        self,
+        application_id: str,
+        lifetime: timedelta,
+        comment: str,
+        scopes: Sequence[str] = (),
+        autoscope: bool | None = None,
+    ) -> CreatedToken:
+        """A token on behalf of a service principal; its value is returned once, for the secret scope.
+
+        `scopes` empty sends none (full access); `autoscope` None leaves Databricks' default.
+        """
         with translated_errors(self.workspace.label, "creating a token"):
             resp = self.write_client.token_management.create_obo_token(
                 application_id=application_id,
                 lifetime_seconds=int(lifetime.total_seconds()),
                 comment=comment,
+                scopes=list(scopes) or None,
+                autoscope_enabled=autoscope,
             )
         self._reads.clear()
         token = token_from_sdk(resp.token_info, self.workspace.host) if resp.token_info else None
         if token is None or not resp.token_value:
             raise DatabricksRejected(f"creating a token in {self.workspace.label}: incomplete answer")
         return CreatedToken(token=token, value=resp.token_value)
+
+    def update_scopes(self, token_id: str, scopes: Sequence[str]) -> Token | None:
+        """Change a token's API scopes in place: exactly one PATCH (`update_mask=scopes`), never retried.
+
+        Returns the token as Databricks answers, or None when the answer does not describe it.
+        """
+        if not scopes:
+            raise DatabricksRejected(f"changing the scopes of token {token_id[:12]}: no scopes given")
+        try:
+            with translated_errors(self.workspace.label, f"changing the scopes of token {token_id[:12]}"):
+                info = self.write_client.token_management.update_token_management(
+                    token_id, TokenInfo(token_id=token_id, scopes=list(scopes)), _SCOPES_MASK
+                )
+        finally:
+            self._reads.clear()
+        return token_from_sdk(info, self.workspace.host)
 
     def put_secret(self, scope: str, key: str, value: str) -> None:
         """Write a secret value into a Databricks secret scope."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from bot.governance.models import FleetReport, TokenAssessment, WorkspaceReport
+from bot.governance.models import FleetReport, GranteeKind, Posture, TokenAssessment, WorkspaceReport
 
 TOKEN_COLUMNS = (
     "workspace",
@@ -22,6 +22,8 @@ TOKEN_COLUMNS = (
     "last_used",
     "findings",
     "days_until_auto_revoke",
+    "scopes",
+    "used_scopes",
 )
 
 
@@ -47,6 +49,8 @@ def token_row(item: TokenAssessment, workspace_label: str) -> dict[str, Any]:
         "last_used": _iso(t.last_used),
         "findings": [f.value for f in item.findings],
         "days_until_auto_revoke": item.days_until_auto_revoke,
+        "scopes": list(t.scopes),  # empty: full access, as Databricks applies it
+        "used_scopes": list(t.used_scopes) or None,  # what Databricks inferred it calls, where it did
     }
 
 
@@ -60,10 +64,27 @@ def workspace_row(ws: WorkspaceReport) -> dict[str, Any]:
         "tokens_enabled": posture.tokens_enabled if posture else None,
         "max_token_lifetime_days": posture.max_token_lifetime_days if posture else None,
         "max_token_lifetime_set": posture.max_lifetime_set if posture else None,
+        "token_users": _token_users_json(posture),
+        "everyone_may_use_tokens": posture.everyone_may_use_tokens if posture else None,
         "token_count": len(ws.tokens),
         "error": ws.error,
         "warnings": list(ws.warnings),
     }
+
+
+def _token_users_json(posture: Posture | None) -> list[dict[str, str]] | None:
+    if posture is None or posture.token_users is None:
+        return None
+    return [{"kind": u.kind.value, "name": u.name, "permission": u.permission} for u in posture.token_users]
+
+
+def _token_users_cell(posture: Posture | None) -> str:
+    # The admins group always holds CAN_MANAGE; the cell names who else may use tokens.
+    if posture is None or posture.token_users is None:
+        return "?"
+    names = [u.name for u in posture.token_users if not (u.kind is GranteeKind.GROUP and u.name == "admins")]
+    text = ", ".join(names) or "admins only"
+    return "EVERYONE: " + text if posture.everyone_may_use_tokens else text
 
 
 def _labelled_tokens(report: FleetReport) -> list[tuple[TokenAssessment, str]]:
@@ -90,6 +111,8 @@ def to_csv(report: FleetReport) -> str:
     for item, label in _labelled_tokens(report):
         row = token_row(item, label)
         row["findings"] = ";".join(row["findings"])
+        row["scopes"] = ";".join(row["scopes"])
+        row["used_scopes"] = ";".join(row["used_scopes"] or ())
         writer.writerow([_csv_safe(row[c]) for c in TOKEN_COLUMNS] + [""])
     for ws in report.failed:
         writer.writerow([ws.workspace.label] + [""] * (len(TOKEN_COLUMNS) - 1) + [_csv_safe(ws.error)])
@@ -112,11 +135,12 @@ def to_table(report: FleetReport) -> str:
             "FAILED" if ws.failed else ("on" if ws.posture and ws.posture.tokens_enabled else "off"),
             "" if ws.posture is None else str(ws.posture.max_token_lifetime_days),
             str(len(ws.tokens)),
+            _token_users_cell(ws.posture),
             ws.error or "; ".join(ws.warnings),
         )
         for ws in report.workspaces
     ]
-    lines += format_table(("WORKSPACE", "PATS", "MAX_DAYS", "TOKENS", "NOTE"), ws_rows)
+    lines += format_table(("WORKSPACE", "PATS", "MAX_DAYS", "TOKENS", "TOKEN_USERS", "NOTE"), ws_rows)
     lines.append("")
     token_rows = [
         (

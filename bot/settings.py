@@ -76,6 +76,7 @@ class Settings(BaseSettings):
         default=24, gt=0, le=24 * 30, validation_alias="PATBOT_APPROVAL_TTL_HOURS"
     )
     secret_scope: str | None = Field(default=None, validation_alias="PATBOT_SECRET_SCOPE")
+    require_scopes: bool = Field(default=True, validation_alias="PATBOT_REQUIRE_SCOPES")
 
     # Scheduling and serving
     reminder_cron: str = Field(default="0 9 * * mon", validation_alias="PATBOT_REMINDER_CRON")

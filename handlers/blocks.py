@@ -27,6 +27,8 @@ FINDING_LABELS: dict[Finding, str] = {
     Finding.ORPHANED: "orphaned",
     Finding.EXPIRING_SOON: "expiring soon",
     Finding.UNSCOPED: "full access",
+    Finding.OVERSCOPED: "can be narrowed",
+    Finding.MINTS_TOKENS: "can mint tokens",
 }
 
 

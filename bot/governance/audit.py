@@ -61,6 +61,8 @@ def assemble(
     if posture.error is not None or tokens.error is not None or tokens.value is None:
         report.error = tokens.error or posture.error
         return report
+    if posture.value is not None and posture.value.token_users is None:
+        report.warnings.append("who may use tokens not read (token permissions unavailable)")
     listed = tokens.value
     by_id: dict[int, Principal] | None = None
     if principals.value is not None:

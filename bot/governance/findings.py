@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from bot.governance.models import Finding, Policy, Principal, PrincipalType, Token, TokenAssessment
+from bot.governance.scopes import FULL_ACCESS, MINTS_TOKENS, Capability, Scope, covers, grant_of, intersect
 
-_FULL_ACCESS = "all-apis"
+# While autoscope is still observing, or saw calls no scope covers, what it inferred is not yet a safe
+# set to narrow to.
+UNSETTLED_AUTOSCOPE = frozenset({"AUTOSCOPE_STATE_RUNNING", "AUTOSCOPE_STATE_API_NOT_COVERED"})
 
 
 class Classifier:
@@ -63,9 +67,7 @@ class Classifier:
         if principal_type is PrincipalType.UNKNOWN:
             principal_type = guess_principal_type(token.owner)
 
-        scopes = token.scopes
-        if not scopes or (len(scopes) == 1 and scopes[0] == _FULL_ACCESS):
-            findings.append(Finding.UNSCOPED)
+        findings.extend(scope_findings(token))
 
         remaining = policy.inactivity_revocation_days - idle_days
         return TokenAssessment(
@@ -75,6 +77,43 @@ class Classifier:
             days_until_auto_revoke=remaining if remaining > 0 else 0,
             owner_display=owner_display,
         )
+
+
+def scope_findings(token: Token) -> list[Finding]:
+    """`unscoped`, `overscoped` and `mints_tokens` for one token."""
+    out: list[Finding] = []
+    scopes = token.scopes
+    if not scopes or all(s == FULL_ACCESS for s in scopes):
+        out.append(Finding.UNSCOPED)
+    if narrowable(token):
+        out.append(Finding.OVERSCOPED)
+    if Capability.WRITE in grant_of(scopes).get(MINTS_TOKENS, frozenset()):
+        out.append(Finding.MINTS_TOKENS)
+    return out
+
+
+def usage_known(token: Token) -> bool:
+    """Whether Databricks has inferred the token's use and the inference is settled."""
+    return bool(token.used_scopes) and token.autoscope_state not in UNSETTLED_AUTOSCOPE
+
+
+def narrowable(token: Token) -> bool:
+    """Usage is known and the token's scopes (or full access) allow more than it uses."""
+    # No scopes is full access; spelled out, since `covers` reads an empty `used` as "uses nothing".
+    return usage_known(token) and not _covers(token.used_scopes, token.scopes or (FULL_ACCESS,))
+
+
+@lru_cache(maxsize=4096)
+def _covers(granted: tuple[str, ...], used: tuple[str, ...]) -> bool:
+    # A fleet repeats a few scope sets many times over.
+    return covers(granted, used)
+
+
+def suggested_scopes(token: Token) -> tuple[Scope, ...]:
+    """The scopes to narrow to: what Databricks saw it use, within what it has; () when usage is unknown."""
+    if not usage_known(token):
+        return ()
+    return intersect(token.scopes, token.used_scopes)
 
 
 def guess_principal_type(owner: str) -> PrincipalType:

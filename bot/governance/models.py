@@ -18,6 +18,8 @@ class Finding(StrEnum):
     ORPHANED = "orphaned"
     EXPIRING_SOON = "expiring_soon"
     UNSCOPED = "unscoped"
+    OVERSCOPED = "overscoped"
+    MINTS_TOKENS = "mints_tokens"
 
 
 # Worst first: the order used to rank tokens and to list findings.
@@ -26,9 +28,11 @@ FINDING_SEVERITY: dict[Finding, int] = {
     Finding.NON_EXPIRING: 50,
     Finding.STALE: 40,
     Finding.LONG_LIVED: 30,
+    Finding.MINTS_TOKENS: 25,
     Finding.UNROTATED: 20,
     Finding.EXPIRING_SOON: 10,
     Finding.EXPIRED: 5,
+    Finding.OVERSCOPED: 2,
     Finding.UNSCOPED: 1,
 }
 
@@ -68,11 +72,19 @@ class Token:
     expires: datetime | None
     last_used: date | None
     scopes: tuple[str, ...] = ()
+    autoscope_state: str = ""  # Databricks' AutoscopeState value, e.g. "AUTOSCOPE_STATE_COMPLETED"
+    inferred_scopes: tuple[str, ...] = ()  # what autoscope saw the token call
+    backfill_scopes: tuple[str, ...] = ()  # what Databricks inferred from past logs
 
     @property
     def short_id(self) -> str:
         """The first 12 characters of the ID, as shown to users."""
         return self.token_id[:12]
+
+    @property
+    def used_scopes(self) -> tuple[str, ...]:
+        """The scopes Databricks saw the token use: `inferred_scopes`, else `backfill_scopes`."""
+        return self.inferred_scopes or self.backfill_scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +98,45 @@ class Principal:
     active: bool
 
 
+class GranteeKind(StrEnum):
+    """Who a token permission is granted to."""
+
+    GROUP = "group"
+    USER = "user"
+    SERVICE_PRINCIPAL = "service_principal"
+
+
+EVERYONE_GROUP = "users"  # the workspace group every user belongs to
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUser:
+    """A group, user or service principal allowed to create and use tokens (`CAN_USE` or more)."""
+
+    kind: GranteeKind
+    name: str
+    permission: str = "CAN_USE"
+    display_name: str = ""
+
+    @property
+    def everyone(self) -> bool:
+        """The `users` group: every user of the workspace."""
+        return self.kind is GranteeKind.GROUP and self.name == EVERYONE_GROUP
+
+
 @dataclass(frozen=True, slots=True)
 class Posture:
-    """A workspace's token settings."""
+    """A workspace's token settings, and who may use tokens (None when that could not be read)."""
 
     tokens_enabled: bool
     max_token_lifetime_days: int
     max_lifetime_set: bool
+    token_users: tuple[TokenUser, ...] | None = None
+
+    @property
+    def everyone_may_use_tokens(self) -> bool:
+        """Whether the `users` group (everyone) holds `CAN_USE` on tokens."""
+        return any(u.everyone for u in self.token_users or ())
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,9 @@ OBO disabled on the workspace                          403     PERMISSION_DENIED
 PATs disabled (``enableTokensConfig=false``)           403     PERMISSION_DENIED
 lifetime above ``maxTokenLifetimeDays`` (or none)      400     INVALID_PARAMETER_VALUE
 more than 600 tokens for one principal                 400     QUOTA_EXCEEDED
+unknown API scope or modifier (create, PATCH)          400     INVALID_PARAMETER_VALUE
+PATCH token: no / empty ``update_mask``, other field   400     INVALID_PARAMETER_VALUE
+PATCH token: unknown token id                          404     RESOURCE_DOES_NOT_EXIST
 bad workspace-conf key or value, bad request body      400     INVALID_PARAMETER_VALUE
 malformed JSON body                                    400     MALFORMED_REQUEST
 secret scope unknown                                   404     RESOURCE_DOES_NOT_EXIST
@@ -58,6 +61,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from bot.governance.scopes import SCOPE_CATALOGUE
 
 __all__ = [
     "ACCOUNT",
@@ -150,6 +155,10 @@ class EmulatedToken:
     """Creator; defaults to ``owner_id``. OBO tokens are created by the calling admin, owned by the SP."""
     token_value: str | None = field(default=None, repr=False, compare=False)
     """The secret; only kept for tokens created through the API and returned once, at creation."""
+    autoscope_state: str | None = None
+    """``AUTOSCOPE_STATE_…`` (``iam.AutoscopeState``); None for tokens autoscope never looked at."""
+    inferred_scopes: list[str] = field(default_factory=list)
+    backfill_scopes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The ``TokenInfo`` JSON object (never includes the value)."""
@@ -167,6 +176,7 @@ class EmulatedToken:
             body["last_used_day"] = self.last_used_day
         if self.scopes:
             body["scopes"] = list(self.scopes)
+        body.update(_autoscope_json(self))
         return body
 
 
@@ -224,6 +234,10 @@ class EmulatedWorkspace:
     caller_id: int = 1_000_000_000_000_001
     """SCIM id of the admin the bearer token belongs to (``/Me``, creator of OBO tokens)."""
     caller_user_name: str = "patbot-admin@example.com"
+    token_acl: list[tuple[str, str, str]] = field(
+        default_factory=lambda: [("group_name", "admins", "CAN_MANAGE")]
+    )
+    """Token permissions: (``group_name`` | ``user_name`` | ``service_principal_name``, name, level)."""
 
     def __post_init__(self) -> None:
         if not self.deployment_name:
@@ -717,6 +731,10 @@ class DatabricksEmulator:
         if path == "/api/2.0/token-management/tokens" and method == "GET":
             return self._list_tokens(ws, query)
         m = re.fullmatch(r"/api/2\.0/token-management/tokens/([^/]+)", path)
+        if m is not None and method == "PATCH":
+            return self._update_token(ws, m.group(1), _object(body))
+        if path == TOKEN_PERMISSIONS_PATH and method == "GET":
+            return _Response(200, _token_permissions_json(ws))
         if m is not None and method in ("GET", "DELETE"):
             token = ws.token(m.group(1))
             if token is None:
@@ -790,9 +808,10 @@ class DatabricksEmulator:
                 "QUOTA_EXCEEDED",
                 f"Cannot create more than {MAX_TOKENS_PER_PRINCIPAL} tokens for this principal.",
             )
-        scopes = body.get("scopes") or []
-        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-            raise _ApiError(400, "INVALID_PARAMETER_VALUE", "scopes must be a list of strings.")
+        scopes = _checked_scopes(body.get("scopes") or [])
+        autoscope = body.get("autoscope_enabled")
+        if autoscope is not None and not isinstance(autoscope, bool):
+            raise _ApiError(400, "INVALID_PARAMETER_VALUE", "autoscope_enabled must be a boolean.")
         comment = body.get("comment") or ""
         now = self._now_ms()
         token = EmulatedToken(
@@ -806,6 +825,7 @@ class DatabricksEmulator:
             scopes=list(scopes),
             workspace_id=ws.workspace_id,
             token_value="dapi" + secrets.token_hex(16),
+            autoscope_state=AUTOSCOPE_RUNNING if autoscope else None,
         )
         ws.tokens.append(token)
         return _Response(200, {"token_info": token.to_json(), "token_value": token.token_value})
@@ -839,6 +859,44 @@ class DatabricksEmulator:
             else:
                 ws.conf[key] = value
         return _Response(204)
+
+    # ----------------------------------------------------------------------------------- token scopes
+
+    def _update_token(self, ws: EmulatedWorkspace, token_id: str, body: dict[str, Any]) -> _Response:
+        """``PATCH /api/2.0/token-management/tokens/{token_id}``: ``{"token": {...}, "update_mask": "scopes"}``.
+
+        Answers the bare ``TokenInfo``, as databricks-sdk's ``update_token_management`` reads it.
+        """
+        mask = body.get("update_mask")
+        if not isinstance(mask, str) or not mask.strip():
+            raise _ApiError(400, "INVALID_PARAMETER_VALUE", "update_mask is required.")
+        fields = [f.strip() for f in mask.split(",")]
+        unknown = [f for f in fields if f not in _UPDATABLE_TOKEN_FIELDS]
+        if unknown:
+            raise _ApiError(
+                400,
+                "INVALID_PARAMETER_VALUE",
+                f"Invalid update_mask: {', '.join(unknown)} cannot be updated.",
+            )
+        new = body.get("token")
+        if not isinstance(new, dict):
+            raise _ApiError(400, "INVALID_PARAMETER_VALUE", "token is required.")
+        if new.get("token_id") not in (None, token_id):
+            raise _ApiError(400, "INVALID_PARAMETER_VALUE", "token.token_id does not match the path.")
+        token = ws.token(token_id)
+        if token is None:
+            raise _ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Token with ID {token_id} does not exist.")
+        scopes = _checked_scopes(new.get("scopes") or []) if "scopes" in fields else token.scopes
+        if "scopes" in fields and not scopes:
+            raise _ApiError(400, "INVALID_PARAMETER_VALUE", "scopes must not be empty.")
+        comment = new.get("comment") if "comment" in fields else token.comment
+        if not isinstance(comment, str | None):
+            raise _ApiError(400, "INVALID_PARAMETER_VALUE", "comment must be a string.")
+        token.scopes = list(scopes)
+        token.comment = comment or ""
+        if "scopes" in fields and token.autoscope_state is not None:
+            token.autoscope_state = AUTOSCOPE_USER_SELECTED
+        return _Response(200, token.to_json())
 
     # ------------------------------------------------------------------------------------------- SCIM
 
@@ -1070,6 +1128,55 @@ def _condition(attr: str, op: str, raw: str | None) -> Callable[[dict[str, Any]]
     return check
 
 
+# ----------------------------------------------------------------------------------- scope helpers
+
+TOKEN_PERMISSIONS_PATH = "/api/2.0/permissions/authorization/tokens"
+AUTOSCOPE_RUNNING = "AUTOSCOPE_STATE_RUNNING"
+AUTOSCOPE_USER_SELECTED = "AUTOSCOPE_STATE_USER_SELECTED"
+_UPDATABLE_TOKEN_FIELDS = frozenset({"comment", "scopes"})
+_SCOPE_MODIFIERS = frozenset({"read", "restricted-query"})
+
+
+def _checked_scopes(raw: Any) -> list[str]:
+    """A ``scopes`` list as Databricks accepts it: known names, ``:read``, ``:restricted-query`` on sql."""
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise _ApiError(400, "INVALID_PARAMETER_VALUE", "scopes must be a list of strings.")
+    for text in raw:
+        name, *mods = text.split(":")
+        if name not in SCOPE_CATALOGUE or not set(mods) <= _SCOPE_MODIFIERS:
+            raise _ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid scope: {text}")
+        if "restricted-query" in mods and name != "sql":
+            raise _ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid scope: {text}")
+    return list(raw)
+
+
+def _autoscope_json(token: EmulatedToken) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if token.autoscope_state is not None:
+        body["autoscope_state"] = token.autoscope_state
+    if token.inferred_scopes:
+        body["inferred_scopes"] = list(token.inferred_scopes)
+    if token.backfill_scopes:
+        body["backfill_scopes"] = list(token.backfill_scopes)
+    return body
+
+
+def _token_permissions_json(ws: EmulatedWorkspace) -> dict[str, Any]:
+    """``GET /api/2.0/permissions/authorization/tokens``: the ACL of the workspace's tokens."""
+    acl: list[dict[str, Any]] = []
+    for field_name, name, level in ws.token_acl:
+        entry: dict[str, Any] = {
+            field_name: name,
+            "all_permissions": [{"permission_level": level, "inherited": False}],
+        }
+        if field_name != "group_name":
+            principal = next((p for p in ws.principals if p.login == name), None)
+            if principal is not None:
+                entry["display_name"] = principal.display_name
+        acl.append(entry)
+    return {"object_id": "authorization/tokens", "object_type": "tokens", "access_control_list": acl}
+
+
 # ------------------------------------------------------------------------------------------------ fleets
 
 
@@ -1099,7 +1206,7 @@ _COMMENTS = (
     "dbt prod", "airflow connection", "local dev", "notebook export", "CI pipeline", "", "Power BI refresh",
     "VS Code", "terraform", "ad-hoc analysis", "tableau", "jdbc", "migration script",
 )  # fmt: skip
-_SCOPE_SETS = (["sql"], ["sql", "unity-catalog"], ["jobs", "workspace"], ["serving-endpoints"])
+_SCOPE_SETS = (["sql"], ["sql", "unity-catalog"], ["jobs", "workspace"], ["model-serving"])
 
 
 def seed_fleet(
@@ -1227,6 +1334,16 @@ def _seed_token(
     scope_roll = rng.random()
     scopes = [] if scope_roll < 0.7 else ["all-apis"] if scope_roll < 0.85 else list(rng.choice(_SCOPE_SETS))
     last_used_day = _day_ms(last_used) if last_used is not None else (0 if never_used_zero else None)
+    autoscope: dict[str, Any] = {}
+    if (
+        index % 10 == 3
+    ):  # autoscope saw it use part of what it may call (no rng draw: the fleet stays the same)
+        autoscope = {
+            "autoscope_state": "AUTOSCOPE_STATE_COMPLETED",
+            "inferred_scopes": (scopes or ["sql"])[:1],
+        }
+    elif index % 10 == 7:
+        autoscope = {"autoscope_state": "AUTOSCOPE_STATE_BACKFILLED", "backfill_scopes": ["jobs:read"]}
     return EmulatedToken(
         token_id=_hex_id("seed", ws_id, index, rng.getrandbits(64)),
         owner_id=owner.id,
@@ -1237,6 +1354,7 @@ def _seed_token(
         last_used_day=last_used_day,
         scopes=scopes,
         workspace_id=ws_id,
+        **autoscope,
     )
 
 
@@ -1254,7 +1372,7 @@ _DEMO_ROWS: dict[str, list[_DemoRow]] = {
         ("dave", "jdbc", 300, None, 45, []),
         ("etl-pipeline", "nightly ETL", 80, 90, 0, ["sql", "unity-catalog"]),
         ("etl-pipeline", "nightly ETL (old)", 500, None, 60, []),
-        ("ml-serving", "model serving", 85, 90, 0, ["serving-endpoints"]),
+        ("ml-serving", "model serving", 85, 90, 0, ["model-serving"]),
     ],
     "staging": [
         ("alice", "staging tests", 10, 30, 1, []),
@@ -1264,7 +1382,7 @@ _DEMO_ROWS: dict[str, list[_DemoRow]] = {
         ("carol", "migration script", 120, 90, 40, []),
         ("erin", "tableau", 60, None, None, []),
         ("etl-pipeline", "staging ETL", 30, 365, 0, []),
-        ("ml-serving", "canary", 15, 90, 3, ["serving-endpoints"]),
+        ("ml-serving", "canary", 15, 90, 3, ["model-serving"]),
         ("ml-serving", "", 70, None, None, []),
         ("dave", "experiments", 250, 365, 200, []),
     ],

@@ -114,11 +114,44 @@ _EXTRA_ROWS: dict[str, list[_Row]] = {
         ("grace", "audit queries", 20, 30, 2, ["sql"]),
         ("frank", "superset", 250, None, 0, []),
         ("bob", "sql warehouse", 70, 60, 65, []),
-        ("airflow", "analytics DAGs", 45, 90, 0, ["sql"]),
+        ("airflow", "analytics DAGs", 45, 90, 0, ["sql", "jobs", "authentication"]),
         ("kevin", "reports", 500, None, None, []),
         ("erin", "ad-hoc", 13, 14, 13, []),
         ("etl-pipeline", "cdc stream", 100, None, 0, ["sql", "unity-catalog"]),
         ("carol", "notebook sync", 29, 30, None, []),
+    ],
+}
+
+COMPLETED, BACKFILLED, RUNNING = (
+    "AUTOSCOPE_STATE_COMPLETED",
+    "AUTOSCOPE_STATE_BACKFILLED",
+    "AUTOSCOPE_STATE_RUNNING",
+)
+
+# What Databricks inferred from a token's use: (workspace, comment) -> (state, inferred, backfill). Together
+# with the scopes above: overscoped through inferred scopes (a scoped one and a full-access one), through
+# backfill only, a token that uses exactly what it has, one still being observed, and one that mints tokens.
+_AUTOSCOPE: dict[tuple[str, str], tuple[str, list[str], list[str]]] = {
+    ("prod", "airflow prod (new)"): (COMPLETED, ["jobs"], []),
+    ("prod", "dbt prod"): (COMPLETED, ["sql", "unity-catalog:read"], []),
+    ("staging", "airflow staging"): (BACKFILLED, [], ["jobs:read", "clusters:read"]),
+    ("staging", "VS Code"): (RUNNING, ["workspace"], []),
+    ("analytics", "cdc stream"): (COMPLETED, ["sql", "unity-catalog"], []),
+    ("analytics", "analytics DAGs"): (COMPLETED, ["sql", "jobs"], []),
+}
+
+# Who may use tokens: (SCIM field, name, level). `staging` still lets everyone (the `users` group) use them.
+_TOKEN_ACL: dict[str, list[tuple[str, str, str]]] = {
+    "prod": [
+        ("group_name", "admins", "CAN_MANAGE"),
+        ("group_name", "data-engineers", "CAN_USE"),
+        ("service_principal_name", str(uuid.uuid5(uuid.NAMESPACE_DNS, "airflow.example.com")), "CAN_USE"),
+    ],
+    "staging": [("group_name", "admins", "CAN_MANAGE"), ("group_name", "users", "CAN_USE")],
+    "analytics": [
+        ("group_name", "admins", "CAN_MANAGE"),
+        ("group_name", "analysts", "CAN_USE"),
+        ("user_name", "carol@example.com", "CAN_USE"),
     ],
 }
 
@@ -179,4 +212,14 @@ def showcase_fleet(now: datetime) -> list[EmulatedWorkspace]:
                     workspace_id=ws.workspace_id,
                 )
             )
+        _add_scope_data(ws)
     return fleet
+
+
+def _add_scope_data(ws: EmulatedWorkspace) -> None:
+    ws.token_acl = list(_TOKEN_ACL[ws.name])
+    for token in ws.tokens:
+        seen = _AUTOSCOPE.get((ws.name, token.comment))
+        if seen is not None:
+            token.autoscope_state, inferred, backfill = seen
+            token.inferred_scopes, token.backfill_scopes = list(inferred), list(backfill)

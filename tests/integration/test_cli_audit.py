@@ -60,6 +60,8 @@ def test_json_carries_every_field(databricks: DatabricksEmulator, tmp_path: Path
         "last_used",
         "findings",
         "days_until_auto_revoke",
+        "scopes",
+        "used_scopes",
     }
     assert token["created"].endswith("Z")
     ws = doc["workspaces"][0]

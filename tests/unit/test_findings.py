@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot.governance.findings import Classifier, guess_principal_type
+from bot.governance.findings import Classifier, guess_principal_type, suggested_scopes
 from bot.governance.models import Finding, Policy, Principal, PrincipalType, Token
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -22,6 +22,9 @@ def make_token(
     scopes: tuple[str, ...] = ("sql",),
     owner_id: int | None = 1,
     owner: str = "alice@example.com",
+    inferred: tuple[str, ...] = (),
+    backfill: tuple[str, ...] = (),
+    autoscope: str = "",
 ) -> Token:
     return Token(
         token_id="abcdef0123456789",
@@ -33,6 +36,9 @@ def make_token(
         expires=expires,
         last_used=last_used,
         scopes=scopes,
+        autoscope_state=autoscope,
+        inferred_scopes=inferred,
+        backfill_scopes=backfill,
     )
 
 
@@ -113,6 +119,86 @@ def test_expired_tokens_keep_their_other_findings() -> None:
 )
 def test_unscoped(scopes: tuple[str, ...], unscoped: bool) -> None:
     assert (Finding.UNSCOPED in findings(make_token(scopes=scopes))) is unscoped
+
+
+COMPLETED = "AUTOSCOPE_STATE_COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("description", "scopes", "inferred", "backfill", "autoscope", "overscoped"),
+    [
+        ("equal sets", ("sql", "jobs"), ("jobs", "sql"), (), COMPLETED, False),
+        ("uses a subset of its scopes", ("sql", "jobs"), ("sql",), (), COMPLETED, True),
+        ("uses more than it has: not wider", ("sql",), ("sql", "jobs"), (), COMPLETED, False),
+        ("no scopes is full access, wider than any use", (), ("sql",), (), COMPLETED, True),
+        ("all-apis is full access", ("all-apis",), ("jobs:read",), (), COMPLETED, True),
+        ("backfill only", (), (), ("sql",), "AUTOSCOPE_STATE_BACKFILLED", True),
+        ("backfill only, autoscope never enabled", ("sql", "jobs"), (), ("jobs",), "", True),
+        ("inferred wins over backfill", ("sql", "jobs"), ("sql", "jobs"), ("sql",), COMPLETED, False),
+        ("no usage data", (), (), (), "", False),
+        ("no usage data, scoped", ("sql",), (), (), "AUTOSCOPE_STATE_DISABLED", False),
+        ("jobs covers jobs:read: narrowable", ("jobs",), ("jobs:read",), (), COMPLETED, True),
+        ("jobs:read used, jobs:read held", ("jobs:read",), ("jobs:read",), (), COMPLETED, False),
+        ("sql covers restricted queries", ("sql",), ("sql:restricted-query",), (), COMPLETED, True),
+        (
+            "read + restricted-query held, both used",
+            ("sql:read:restricted-query",),
+            ("sql:read", "sql:restricted-query"),
+            (),
+            COMPLETED,
+            False,
+        ),
+        ("still observing", (), ("sql",), (), "AUTOSCOPE_STATE_RUNNING", False),
+        ("calls no scope covers", (), ("sql",), (), "AUTOSCOPE_STATE_API_NOT_COVERED", False),
+    ],
+)
+def test_overscoped(
+    description: str,
+    scopes: tuple[str, ...],
+    inferred: tuple[str, ...],
+    backfill: tuple[str, ...],
+    autoscope: str,
+    overscoped: bool,
+) -> None:
+    token = make_token(scopes=scopes, inferred=inferred, backfill=backfill, autoscope=autoscope)
+    assert (Finding.OVERSCOPED in findings(token)) is overscoped, description
+
+
+@pytest.mark.parametrize(
+    ("scopes", "mints"),
+    [
+        (("authentication",), True),
+        (("sql", "authentication"), True),
+        (("authentication:read",), False),
+        (("sql",), False),
+        ((), False),
+        (("all-apis",), False),
+    ],
+)
+def test_mints_tokens(scopes: tuple[str, ...], mints: bool) -> None:
+    assert (Finding.MINTS_TOKENS in findings(make_token(scopes=scopes))) is mints
+
+
+@pytest.mark.parametrize(
+    ("description", "scopes", "inferred", "backfill", "suggested"),
+    [
+        ("full access narrows to what it uses", (), ("sql", "jobs:read"), (), ("jobs:read", "sql")),
+        ("never wider than it has", ("sql:read",), ("sql",), (), ("sql:read",)),
+        ("drops what it never used", ("sql", "jobs", "clusters"), ("jobs",), (), ("jobs",)),
+        ("from backfill", ("all-apis",), (), ("unity-catalog:read",), ("unity-catalog:read",)),
+        ("modifiers merge", (), ("sql:read", "sql:restricted-query"), (), ("sql:read:restricted-query",)),
+        ("no usage data, no suggestion", (), (), (), ()),
+    ],
+)
+def test_suggested_scopes(
+    description: str,
+    scopes: tuple[str, ...],
+    inferred: tuple[str, ...],
+    backfill: tuple[str, ...],
+    suggested: tuple[str, ...],
+) -> None:
+    token = make_token(scopes=scopes, inferred=inferred, backfill=backfill, autoscope=COMPLETED)
+    assert tuple(s.text for s in suggested_scopes(token)) == suggested, description
 
 
 def test_orphaned_needs_an_active_principal() -> None:
