@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import requests
 from databricks.sdk import AccountClient, WorkspaceClient
@@ -16,14 +17,25 @@ from databricks.sdk import errors as sdk_errors
 from databricks.sdk.config import Config
 from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError
 from databricks.sdk.service.provisioning import WorkspaceStatus
-from databricks.sdk.service.settings import TokenInfo
+from databricks.sdk.service.settings import CreateOboTokenResponse, TokenInfo
 
 from bot.errors import GovernanceError
 from bot.governance.models import Posture, Principal, PrincipalType, Token, Workspace
 from bot.read_cache import ReadCache
+from bot.write_once import (
+    TOKENS_PATH,
+    AnswerLost,
+    ReadBackFailed,
+    conf_value,
+    find_marked_token,
+    secret_stamps,
+    send_once,
+    token_exists,
+)
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 UNSET_MAX_LIFETIME_DAYS = 730
 _POSTURE_KEYS = "enableTokensConfig,maxTokenLifetimeDays"
 
@@ -54,6 +66,22 @@ class WorkspaceUnavailable(DatabricksError):
 
 class DatabricksRejected(DatabricksError):
     """Databricks refused the request as invalid (400), e.g. a quota or a lifetime limit."""
+
+
+class WriteNotApplied(DatabricksError):
+    """A write's answer was lost, and reading the state back showed it was not done."""
+
+
+class WriteInDoubt(DatabricksError):
+    """A write's answer was lost, and reading the state back failed: it may or may not have been done."""
+
+
+class TokenValueLost(DatabricksError):
+    """A token was created but the answer carrying its value was lost; `token` is the one read back."""
+
+    def __init__(self, user_message: str, token: Token, workspace: str = "") -> None:
+        super().__init__(user_message, workspace)
+        self.token = token
 
 
 @contextmanager
@@ -152,13 +180,19 @@ class CreatedToken:
 
 
 class WorkspaceGateway:
-    """Everything patbot does in one workspace, through one `WorkspaceClient`."""
+    """Everything patbot does in one workspace, through one `WorkspaceClient`.
+
+    Writes go out exactly once through `bot.write_once` (never the SDK's retrying `ApiClient`); when their
+    answer is lost they read the state back and return or raise what actually happened.
+    """
+
+    settle_seconds: float = 2.0
+    """After a write timed out, wait this long before reading back: the server may still be acting on it."""
 
     def __init__(self, workspace: Workspace, client_factory: ClientFactory, read_ttl: float = 0.0) -> None:
         self.workspace = workspace
         self._factory = client_factory
         self._client: WorkspaceClient | None = None
-        self._write_client: WorkspaceClient | None = None
         self._lock = threading.Lock()
         self._reads = ReadCache(read_ttl)
 
@@ -169,14 +203,6 @@ class WorkspaceGateway:
             if self._client is None:
                 self._client = self._factory(self.workspace)
             return self._client
-
-    @property
-    def write_client(self) -> WorkspaceClient:
-        """The SDK client for changes: one attempt only, since a retried DELETE or create acts twice."""
-        with self._lock:
-            if self._write_client is None:
-                self._write_client = self._factory(self.workspace, single_attempt=True)
-            return self._write_client
 
     def list_tokens(self) -> list[Token]:
         """Every PAT in the workspace (expired ones included, as the API lists them)."""
@@ -203,13 +229,20 @@ class WorkspaceGateway:
             raise DatabricksNotFound(f"token {token_id[:12]} not found in {self.workspace.label}")
         return token
 
-    def revoke(self, token_id: str) -> None:
-        """Delete a token. Exactly one DELETE: callers guarantee it is not repeated."""
+    def revoke(self, token_id: str) -> str:
+        """Delete a token with exactly one DELETE; returns "" or, when the answer was lost, what the read-back saw."""
+        action, cfg = f"revoking token {token_id[:12]}", self.client.config
         try:
-            with translated_errors(self.workspace.label, f"revoking token {token_id[:12]}"):
-                self.write_client.token_management.delete(token_id)
+            with translated_errors(self.workspace.label, action):
+                try:
+                    send_once(cfg, "DELETE", f"{TOKENS_PATH}/{token_id}")
+                except AnswerLost as lost:
+                    if self._read_back(lost, action, lambda: token_exists(cfg, token_id)):
+                        raise self._not_applied(action, lost, "the token still exists") from None
+                    return f"{lost.why}; read back: the token is gone"
         finally:
             self._reads.clear()
+        return ""
 
     def posture(self) -> Posture:
         """PATs enabled or not and the maximum token lifetime."""
@@ -220,13 +253,21 @@ class WorkspaceGateway:
             conf = self.client.workspace_conf.get_status(_POSTURE_KEYS)
         return posture_from_conf(dict(conf or {}))
 
-    def set_max_lifetime(self, days: int) -> None:
-        """Set `maxTokenLifetimeDays` (a string value, as the API wants)."""
+    def set_max_lifetime(self, days: int) -> str:
+        """Set `maxTokenLifetimeDays` (a string value) with exactly one PATCH; returns a note as `revoke`."""
+        action, cfg, key = "setting maxTokenLifetimeDays", self.client.config, "maxTokenLifetimeDays"
         try:
-            with translated_errors(self.workspace.label, "setting maxTokenLifetimeDays"):
-                self.write_client.workspace_conf.set_status({"maxTokenLifetimeDays": str(days)})
+            with translated_errors(self.workspace.label, action):
+                try:
+                    send_once(cfg, "PATCH", "/api/2.0/workspace-conf", body={key: str(days)})
+                except AnswerLost as lost:
+                    value = self._read_back(lost, action, lambda: conf_value(cfg, key))
+                    if value != str(days):
+                        raise self._not_applied(action, lost, f"it is still {value or 'unset'}") from None
+                    return f"{lost.why}; read back: it is set"
         finally:
             self._reads.clear()
+        return ""
 
     def principals(self) -> list[Principal]:
         """SCIM users and service principals, with whether they are active."""
@@ -292,35 +333,104 @@ class WorkspaceGateway:
                     return resources
                 start += len(batch)
 
-    def create_obo_token(self, application_id: str, lifetime: timedelta, comment: str) -> CreatedToken:
-        """A token on behalf of a service principal; its value is returned once, for the secret scope."""
-        with translated_errors(self.workspace.label, "creating a token"):
-            resp = self.write_client.token_management.create_obo_token(
-                application_id=application_id,
-                lifetime_seconds=int(lifetime.total_seconds()),
-                comment=comment,
-            )
-        self._reads.clear()
+    def create_obo_token(
+        self, application_id: str, lifetime: timedelta, comment: str, marker: str
+    ) -> CreatedToken:
+        """A token on behalf of a service principal, with exactly one POST; its value is returned once.
+
+        `marker` must be part of `comment`: when the answer is lost it finds the token again. Raises
+        `WriteNotApplied` (no token), `TokenValueLost` (a token, whose value is gone) or `WriteInDoubt`.
+        """
+        if marker not in comment:
+            raise ValueError("the comment must carry the marker")
+        action, cfg, label = "creating a token", self.client.config, self.workspace.label
+        body = {
+            "application_id": application_id,
+            "lifetime_seconds": int(lifetime.total_seconds()),
+            "comment": comment,
+        }
+        try:
+            with translated_errors(label, action):
+                try:
+                    answer = send_once(
+                        cfg, "POST", "/api/2.0/token-management/on-behalf-of/tokens", body=body
+                    )
+                except AnswerLost as lost:
+                    found = self._read_back(lost, action, lambda: find_marked_token(cfg, marker))
+                    if found is None:
+                        raise self._not_applied(action, lost, "no token was created") from None
+                    token = token_from_sdk(TokenInfo.from_dict(found), self.workspace.host)
+                    if token is None:
+                        raise WriteInDoubt(
+                            f"{action} in {label}: {lost.why}; read back an unreadable token", label
+                        ) from None
+                    raise TokenValueLost(
+                        f"{action} in {label}: {lost.why}; read back: token {token.token_id[:12]} WAS created, "
+                        "but its value was lost with the answer",
+                        token,
+                        label,
+                    ) from None
+        finally:
+            self._reads.clear()
+        resp = CreateOboTokenResponse.from_dict(answer)
         token = token_from_sdk(resp.token_info, self.workspace.host) if resp.token_info else None
         if token is None or not resp.token_value:
-            raise DatabricksRejected(f"creating a token in {self.workspace.label}: incomplete answer")
+            raise DatabricksRejected(f"creating a token in {label}: incomplete answer")
         return CreatedToken(token=token, value=resp.token_value)
 
-    def put_secret(self, scope: str, key: str, value: str) -> None:
-        """Write a secret value into a Databricks secret scope."""
-        with translated_errors(self.workspace.label, f"writing secret {scope}/{key}"):
-            self.write_client.secrets.put_secret(scope=scope, key=key, string_value=value)
+    def secret_stamps(self, scope: str) -> dict[str, int]:
+        """The keys of a secret scope with when each was last written (epoch ms); never the values."""
+        with translated_errors(self.workspace.label, f"listing secret scope {scope}"):
+            try:
+                return secret_stamps(self.client.config, scope)
+            except ReadBackFailed as exc:
+                raise WorkspaceUnavailable(f"listing secret scope {scope}: {exc.why}") from None
+
+    def put_secret(self, scope: str, key: str, value: str, *, stamp_before: int | None) -> str:
+        """Write a secret value with exactly one POST; returns a note as `revoke`.
+
+        `stamp_before` is the key's `last_updated_timestamp` before (None: absent): a changed stamp after a
+        lost answer means the value arrived.
+        """
+        action, cfg = f"writing secret {scope}/{key}", self.client.config
+        with translated_errors(self.workspace.label, action):
+            try:
+                send_once(
+                    cfg,
+                    "POST",
+                    "/api/2.0/secrets/put",
+                    body={"scope": scope, "key": key, "string_value": value},
+                )
+            except AnswerLost as lost:
+                stamp = self._read_back(lost, action, lambda: secret_stamps(cfg, scope).get(key))
+                if stamp is None or stamp == stamp_before:
+                    raise self._not_applied(action, lost, "the secret was not written") from None
+                return f"{lost.why}; read back: the secret was written"
+        return ""
+
+    def _read_back(self, lost: AnswerLost, action: str, look: Callable[[], _T]) -> _T:
+        """What a write whose answer was lost did, or `WriteInDoubt` when that cannot be read."""
+        if lost.timed_out:
+            time.sleep(self.settle_seconds)
+        try:
+            return look()
+        except ReadBackFailed as exc:
+            raise WriteInDoubt(
+                f"{action} in {self.workspace.label}: {lost.why}, and reading back what happened failed "
+                f"({exc.why}): it may or may not have been done",
+                self.workspace.label,
+            ) from None
+
+    def _not_applied(self, action: str, lost: AnswerLost, seen: str) -> WriteNotApplied:
+        return WriteNotApplied(
+            f"{action} in {self.workspace.label}: {lost.why}; read back: {seen}", self.workspace.label
+        )
 
 
 class ClientFactory(Protocol):
-    """Builds the SDK client of a workspace; `single_attempt` for calls that must never be repeated."""
+    """Builds the SDK client of a workspace (writes only use its `config`, see `bot.write_once`)."""
 
-    def __call__(self, workspace: Workspace, *, single_attempt: bool = False) -> WorkspaceClient: ...
-
-
-# The SDK's retry loop sleeps at least one second before a second attempt and stops once the budget
-# is spent, so a one-second budget means exactly one attempt.
-SINGLE_ATTEMPT_BUDGET_SECONDS = 1
+    def __call__(self, workspace: Workspace) -> WorkspaceClient: ...
 
 
 def workspace_client_factory(
@@ -338,11 +448,10 @@ def workspace_client_factory(
     fails after about twice the budget plus one HTTP timeout.
     """
 
-    def build(workspace: Workspace, *, single_attempt: bool = False) -> WorkspaceClient:
-        budget = SINGLE_ATTEMPT_BUDGET_SECONDS if single_attempt else retry_timeout_seconds
+    def build(workspace: Workspace) -> WorkspaceClient:
         kwargs: dict[str, Any] = {
             "host": workspace.host,
-            "retry_timeout_seconds": budget,
+            "retry_timeout_seconds": retry_timeout_seconds,
             "http_timeout_seconds": min(5, retry_timeout_seconds),
         }
         if token:
