@@ -118,6 +118,9 @@ def why_taken(
     if key not in stamps:
         return ""
     holder = keys.holder(gateway.workspace.host, scope, key) if keys is not None else None
+    if holder is None and replacing is not None and keys is not None:
+        # recorded before patbot tracked holders: the token being replaced was stored here
+        holder = replacing if keys.lookup(replacing) == f"{scope}/{key}" else None
     if holder is None:
         return f"{key} already holds a value patbot did not write"
     if holder == replacing or not _alive(gateway, holder):

@@ -378,6 +378,16 @@ def test_a_key_holding_an_unknown_value_is_never_overwritten(h: Harness) -> None
     assert h.secrets()[("patbot", "ml-serving-token")] == "written by someone else"
 
 
+def test_rotation_reuses_a_key_known_only_from_before_holders_were_tracked(h: Harness) -> None:
+    old = next(t for t in h.sp_tokens("etl-pipeline") if t.comment == "nightly ETL")
+    with h.databricks.lock:
+        h.databricks.workspace("prod").secrets[("patbot", "etl-key")] = "old value"
+    h.keys._redis.hset("patbot:secret-keys", old.token_id, "patbot/etl-key")
+    done = h.rotate(old.token_id)
+    assert done.outcome == "rotated" and "secret patbot/etl-key;" in (done.outcome_detail or "")
+    live_values_are_stored(h, "etl-pipeline")
+
+
 def test_a_key_holding_a_revoked_tokens_value_is_reused(h: Harness) -> None:
     h.create()
     created = next(t for t in h.sp_tokens("ml-serving") if t.token_value)
