@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import requests
 from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk import errors as sdk_errors
-from databricks.sdk.common.types.fieldmask import FieldMask
 from databricks.sdk.config import Config
 from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError
 from databricks.sdk.service.provisioning import WorkspaceStatus
-from databricks.sdk.service.settings import TokenInfo
+from databricks.sdk.service.settings import CreateOboTokenResponse, TokenInfo
 
 from bot.errors import GovernanceError
 from bot.governance.models import (
@@ -26,13 +26,26 @@ from bot.governance.models import (
     Principal,
     PrincipalType,
     Token,
+    TokenAccess,
     TokenUser,
     Workspace,
 )
 from bot.read_cache import ReadCache
+from bot.write_once import (
+    TOKENS_PATH,
+    AnswerLost,
+    ReadBackFailed,
+    conf_value,
+    find_marked_token,
+    read_json,
+    secret_stamps,
+    send_once,
+    token_exists,
+)
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 UNSET_MAX_LIFETIME_DAYS = 730
 _POSTURE_KEYS = "enableTokensConfig,maxTokenLifetimeDays"
 
@@ -63,6 +76,22 @@ class WorkspaceUnavailable(DatabricksError):
 
 class DatabricksRejected(DatabricksError):
     """Databricks refused the request as invalid (400), e.g. a quota or a lifetime limit."""
+
+
+class WriteNotApplied(DatabricksError):
+    """A write's answer was lost, and reading the state back showed it was not done."""
+
+
+class WriteInDoubt(DatabricksError):
+    """A write's answer was lost, and reading the state back failed: it may or may not have been done."""
+
+
+class TokenValueLost(DatabricksError):
+    """A token was created but the answer carrying its value was lost; `token` is the one read back."""
+
+    def __init__(self, user_message: str, token: Token, workspace: str = "") -> None:
+        super().__init__(user_message, workspace)
+        self.token = token
 
 
 @contextmanager
@@ -152,7 +181,7 @@ def posture_from_conf(conf: dict[str, str | None]) -> Posture:
     )
 
 
-_SCOPES_MASK = FieldMask(["scopes"])  # type: ignore[no-untyped-call]  # the SDK's class is untyped
+_SCOPES_MASK = "scopes"  # the `update_mask` of a scopes-only PATCH, as the SDK's FieldMask writes it
 TOKEN_PERMISSIONS_PATH = "/api/2.0/permissions/authorization/tokens"
 _LEVEL_RANK = {"CAN_USE": 1, "CAN_MANAGE": 2}
 _GRANTEE_FIELDS = (
@@ -195,13 +224,19 @@ class CreatedToken:
 
 
 class WorkspaceGateway:
-    """Everything patbot does in one workspace, through one `WorkspaceClient`."""
+    """Everything patbot does in one workspace, through one `WorkspaceClient`.
+
+    Writes go out exactly once through `bot.write_once` (never the SDK's retrying `ApiClient`); when their
+    answer is lost they read the state back and return or raise what actually happened.
+    """
+
+    settle_seconds: float = 2.0
+    """After a write timed out, wait this long before reading back: the server may still be acting on it."""
 
     def __init__(self, workspace: Workspace, client_factory: ClientFactory, read_ttl: float = 0.0) -> None:
         self.workspace = workspace
         self._factory = client_factory
         self._client: WorkspaceClient | None = None
-        self._write_client: WorkspaceClient | None = None
         self._lock = threading.Lock()
         self._reads = ReadCache(read_ttl)
 
@@ -212,14 +247,6 @@ class WorkspaceGateway:
             if self._client is None:
                 self._client = self._factory(self.workspace)
             return self._client
-
-    @property
-    def write_client(self) -> WorkspaceClient:
-        """The SDK client for changes: one attempt only, since a retried DELETE or create acts twice."""
-        with self._lock:
-            if self._write_client is None:
-                self._write_client = self._factory(self.workspace, single_attempt=True)
-            return self._write_client
 
     def list_tokens(self) -> list[Token]:
         """Every PAT in the workspace (expired ones included, as the API lists them)."""
@@ -246,13 +273,20 @@ class WorkspaceGateway:
             raise DatabricksNotFound(f"token {token_id[:12]} not found in {self.workspace.label}")
         return token
 
-    def revoke(self, token_id: str) -> None:
-        """Delete a token. Exactly one DELETE: callers guarantee it is not repeated."""
+    def revoke(self, token_id: str) -> str:
+        """Delete a token with exactly one DELETE; returns "" or, when the answer was lost, what the read-back saw."""
+        action, cfg = f"revoking token {token_id[:12]}", self.client.config
         try:
-            with translated_errors(self.workspace.label, f"revoking token {token_id[:12]}"):
-                self.write_client.token_management.delete(token_id)
+            with translated_errors(self.workspace.label, action):
+                try:
+                    send_once(cfg, "DELETE", f"{TOKENS_PATH}/{token_id}")
+                except AnswerLost as lost:
+                    if self._read_back(lost, action, lambda: token_exists(cfg, token_id)):
+                        raise self._not_applied(action, lost, "the token still exists") from None
+                    return f"{lost.why}; read back: the token is gone"
         finally:
             self._reads.clear()
+        return ""
 
     def posture(self) -> Posture:
         """PATs enabled or not and the maximum token lifetime."""
@@ -275,13 +309,21 @@ class WorkspaceGateway:
             body = self.client.api_client.do("GET", TOKEN_PERMISSIONS_PATH)
         return token_users_from_acl(body if isinstance(body, dict) else {})
 
-    def set_max_lifetime(self, days: int) -> None:
-        """Set `maxTokenLifetimeDays` (a string value, as the API wants)."""
+    def set_max_lifetime(self, days: int) -> str:
+        """Set `maxTokenLifetimeDays` (a string value) with exactly one PATCH; returns a note as `revoke`."""
+        action, cfg, key = "setting maxTokenLifetimeDays", self.client.config, "maxTokenLifetimeDays"
         try:
-            with translated_errors(self.workspace.label, "setting maxTokenLifetimeDays"):
-                self.write_client.workspace_conf.set_status({"maxTokenLifetimeDays": str(days)})
+            with translated_errors(self.workspace.label, action):
+                try:
+                    send_once(cfg, "PATCH", "/api/2.0/workspace-conf", body={key: str(days)})
+                except AnswerLost as lost:
+                    value = self._read_back(lost, action, lambda: conf_value(cfg, key))
+                    if value != str(days):
+                        raise self._not_applied(action, lost, f"it is still {value or 'unset'}") from None
+                    return f"{lost.why}; read back: it is set"
         finally:
             self._reads.clear()
+        return ""
 
     def principals(self) -> list[Principal]:
         """SCIM users and service principals, with whether they are active."""
@@ -352,58 +394,134 @@ class WorkspaceGateway:
         application_id: str,
         lifetime: timedelta,
         comment: str,
-        scopes: Sequence[str] = (),
-        autoscope: bool | None = None,
+        marker: str,
+        access: TokenAccess | None = None,
     ) -> CreatedToken:
-        """A token on behalf of a service principal; its value is returned once, for the secret scope.
+        """A token on behalf of a service principal, with exactly one POST; its value is returned once.
 
-        `scopes` empty sends none (full access); `autoscope` None leaves Databricks' default.
+        `access` carries its API scopes (none: full access) and autoscope (None: Databricks' default).
+        `marker` must be part of `comment`: when the answer is lost it finds the token again. Raises
+        `WriteNotApplied` (no token), `TokenValueLost` (a token, whose value is gone) or `WriteInDoubt`.
         """
-        with translated_errors(self.workspace.label, "creating a token"):
-            resp = self.write_client.token_management.create_obo_token(
-                application_id=application_id,
-                lifetime_seconds=int(lifetime.total_seconds()),
-                comment=comment,
-                scopes=list(scopes) or None,
-                autoscope_enabled=autoscope,
-            )
-        self._reads.clear()
+        if marker not in comment:
+            raise ValueError("the comment must carry the marker")
+        action, cfg, label = "creating a token", self.client.config, self.workspace.label
+        body = {
+            "application_id": application_id,
+            "lifetime_seconds": int(lifetime.total_seconds()),
+            "comment": comment,
+        }
+        if access is not None and access.scopes:
+            body["scopes"] = list(access.scopes)
+        if access is not None and access.autoscope is not None:
+            body["autoscope_enabled"] = access.autoscope
+        try:
+            with translated_errors(label, action):
+                try:
+                    answer = send_once(
+                        cfg, "POST", "/api/2.0/token-management/on-behalf-of/tokens", body=body
+                    )
+                except AnswerLost as lost:
+                    found = self._read_back(lost, action, lambda: find_marked_token(cfg, marker))
+                    if found is None:
+                        raise self._not_applied(action, lost, "no token was created") from None
+                    token = token_from_sdk(TokenInfo.from_dict(found), self.workspace.host)
+                    if token is None:
+                        raise WriteInDoubt(
+                            f"{action} in {label}: {lost.why}; read back an unreadable token", label
+                        ) from None
+                    raise TokenValueLost(
+                        f"{action} in {label}: {lost.why}; read back: token {token.token_id[:12]} WAS created, "
+                        "but its value was lost with the answer",
+                        token,
+                        label,
+                    ) from None
+        finally:
+            self._reads.clear()
+        resp = CreateOboTokenResponse.from_dict(answer)
         token = token_from_sdk(resp.token_info, self.workspace.host) if resp.token_info else None
         if token is None or not resp.token_value:
-            raise DatabricksRejected(f"creating a token in {self.workspace.label}: incomplete answer")
+            raise DatabricksRejected(f"creating a token in {label}: incomplete answer")
         return CreatedToken(token=token, value=resp.token_value)
 
     def update_scopes(self, token_id: str, scopes: Sequence[str]) -> Token | None:
-        """Change a token's API scopes in place: exactly one PATCH (`update_mask=scopes`), never retried.
+        """Change a token's API scopes in place: exactly one PATCH (`update_mask=scopes`), never resent.
 
-        Returns the token as Databricks answers, or None when the answer does not describe it.
+        Returns the token as Databricks answers (or as read back after a lost answer), None when the answer
+        does not describe it. Raises `WriteNotApplied` or `WriteInDoubt` when the answer was lost.
         """
         if not scopes:
             raise DatabricksRejected(f"changing the scopes of token {token_id[:12]}: no scopes given")
+        action, cfg = f"changing the scopes of token {token_id[:12]}", self.client.config
+        body = {"token": {"token_id": token_id, "scopes": list(scopes)}, "update_mask": _SCOPES_MASK}
         try:
-            with translated_errors(self.workspace.label, f"changing the scopes of token {token_id[:12]}"):
-                info = self.write_client.token_management.update_token_management(
-                    token_id, TokenInfo(token_id=token_id, scopes=list(scopes)), _SCOPES_MASK
-                )
+            with translated_errors(self.workspace.label, action):
+                try:
+                    answer = send_once(cfg, "PATCH", f"{TOKENS_PATH}/{token_id}", body=body)
+                except AnswerLost as lost:
+                    seen = self._read_back(lost, action, lambda: read_json(cfg, f"{TOKENS_PATH}/{token_id}"))
+                    info = seen.get("token_info", seen)
+                    if sorted(info.get("scopes") or []) != sorted(scopes):
+                        raise self._not_applied(action, lost, "the scopes are unchanged") from None
+                    answer = info
         finally:
             self._reads.clear()
-        return token_from_sdk(info, self.workspace.host)
+        info = answer.get("token_info", answer) if isinstance(answer, dict) else {}
+        return token_from_sdk(TokenInfo.from_dict(info), self.workspace.host) if info else None
 
-    def put_secret(self, scope: str, key: str, value: str) -> None:
-        """Write a secret value into a Databricks secret scope."""
-        with translated_errors(self.workspace.label, f"writing secret {scope}/{key}"):
-            self.write_client.secrets.put_secret(scope=scope, key=key, string_value=value)
+    def secret_stamps(self, scope: str) -> dict[str, int]:
+        """The keys of a secret scope with when each was last written (epoch ms); never the values."""
+        with translated_errors(self.workspace.label, f"listing secret scope {scope}"):
+            try:
+                return secret_stamps(self.client.config, scope)
+            except ReadBackFailed as exc:
+                raise WorkspaceUnavailable(f"listing secret scope {scope}: {exc.why}") from None
+
+    def put_secret(self, scope: str, key: str, value: str, *, stamp_before: int | None) -> str:
+        """Write a secret value with exactly one POST; returns a note as `revoke`.
+
+        `stamp_before` is the key's `last_updated_timestamp` before (None: absent): a changed stamp after a
+        lost answer means the value arrived.
+        """
+        action, cfg = f"writing secret {scope}/{key}", self.client.config
+        with translated_errors(self.workspace.label, action):
+            try:
+                send_once(
+                    cfg,
+                    "POST",
+                    "/api/2.0/secrets/put",
+                    body={"scope": scope, "key": key, "string_value": value},
+                )
+            except AnswerLost as lost:
+                stamp = self._read_back(lost, action, lambda: secret_stamps(cfg, scope).get(key))
+                if stamp is None or stamp == stamp_before:
+                    raise self._not_applied(action, lost, "the secret was not written") from None
+                return f"{lost.why}; read back: the secret was written"
+        return ""
+
+    def _read_back(self, lost: AnswerLost, action: str, look: Callable[[], _T]) -> _T:
+        """What a write whose answer was lost did, or `WriteInDoubt` when that cannot be read."""
+        if lost.timed_out:
+            time.sleep(self.settle_seconds)
+        try:
+            return look()
+        except ReadBackFailed as exc:
+            raise WriteInDoubt(
+                f"{action} in {self.workspace.label}: {lost.why}, and reading back what happened failed "
+                f"({exc.why}): it may or may not have been done",
+                self.workspace.label,
+            ) from None
+
+    def _not_applied(self, action: str, lost: AnswerLost, seen: str) -> WriteNotApplied:
+        return WriteNotApplied(
+            f"{action} in {self.workspace.label}: {lost.why}; read back: {seen}", self.workspace.label
+        )
 
 
 class ClientFactory(Protocol):
-    """Builds the SDK client of a workspace; `single_attempt` for calls that must never be repeated."""
+    """Builds the SDK client of a workspace (writes only use its `config`, see `bot.write_once`)."""
 
-    def __call__(self, workspace: Workspace, *, single_attempt: bool = False) -> WorkspaceClient: ...
-
-
-# The SDK's retry loop sleeps at least one second before a second attempt and stops once the budget
-# is spent, so a one-second budget means exactly one attempt.
-SINGLE_ATTEMPT_BUDGET_SECONDS = 1
+    def __call__(self, workspace: Workspace) -> WorkspaceClient: ...
 
 
 def workspace_client_factory(
@@ -421,11 +539,10 @@ def workspace_client_factory(
     fails after about twice the budget plus one HTTP timeout.
     """
 
-    def build(workspace: Workspace, *, single_attempt: bool = False) -> WorkspaceClient:
-        budget = SINGLE_ATTEMPT_BUDGET_SECONDS if single_attempt else retry_timeout_seconds
+    def build(workspace: Workspace) -> WorkspaceClient:
         kwargs: dict[str, Any] = {
             "host": workspace.host,
-            "retry_timeout_seconds": budget,
+            "retry_timeout_seconds": retry_timeout_seconds,
             "http_timeout_seconds": min(5, retry_timeout_seconds),
         }
         if token:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from redis import Redis
-from redis.exceptions import RedisError
+from datetime import UTC, date, datetime, timedelta
 
 from bot.approvals import ApprovalRequest, ApprovalStore, RequestKind
-from bot.databricks import DatabricksError, DatabricksNotFound, WorkspaceGateway
+from bot.databricks import (
+    DatabricksError,
+    DatabricksNotFound,
+    TokenValueLost,
+    WorkspaceGateway,
+    WriteInDoubt,
+)
 from bot.errors import GovernanceError
 from bot.fleet import Fleet
+from bot.secret_keys import KeyChoice, SecretKeys, choose_key
+
+__all__ = ["ActionResult", "Operations", "SecretKeys", "StepFailed", "marked_comment", "marker_for"]
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +35,6 @@ class ActionResult:
     def ok(self) -> bool:
         """Whether the action succeeded."""
         return self.outcome != "failed"
-
-
-class SecretKeys:
-    """Which secret `scope/key` holds the value of a token patbot created (for rotation)."""
-
-    def __init__(self, client: Redis[Any], prefix: str = "patbot") -> None:
-        self._redis = client
-        self._key = f"{prefix}:secret-keys"
-
-    def remember(self, token_id: str, scope: str, key: str) -> None:
-        """Best effort: losing this only means a rotation names the key after the principal."""
-        try:
-            self._redis.hset(self._key, token_id, f"{scope}/{key}")
-        except RedisError:
-            log.warning("could not remember the secret key of token %s", token_id[:12])
-
-    def lookup(self, token_id: str) -> str | None:
-        """`scope/key` of a token created by patbot, if known."""
-        try:
-            value = self._redis.hget(self._key, token_id)
-        except RedisError:
-            return None
-        return str(value) if value else None
 
 
 class Operations:
@@ -91,42 +74,103 @@ class Operations:
         gateway = self._gateway(request.workspace)
         short, label = request.subject[:12], gateway.workspace.label
         try:
-            gateway.revoke(request.subject)
+            note = gateway.revoke(request.subject)
         except DatabricksNotFound:
             return ActionResult("failed", f"token {short} was already gone from {label}")
+        except WriteInDoubt as exc:
+            return ActionResult("failed", f"whether token {short} was revoked is UNKNOWN: {exc.user_message}")
         except DatabricksError as exc:
             return ActionResult("failed", f"token {short} was NOT revoked: {exc.user_message}")
-        return ActionResult("revoked", f"token {short} revoked in {label}")
+        return ActionResult("revoked", f"token {short} revoked in {label}{_aside(note)}")
 
-    def _new_token(self, request: ApprovalRequest, comment: str) -> tuple[str, str]:
-        """Create and store a token; returns (new token id, what was done). Raises with the exact state."""
+    def _new_token(self, request: ApprovalRequest, comment: str, replacing: str | None) -> tuple[str, str]:
+        """Create and store a token; returns (new token id, what was done). Raises with the exact state.
+
+        The value goes to a key holding no live token's value (or to the key of the token it `replaces`);
+        the key is claimed for this request while the token is created and stored.
+        """
         p = request.params
         gateway = self._gateway(request.workspace)
-        scope, key = p["secret_scope"], p["secret_key"]
-        created = gateway.create_obo_token(
-            p["application_id"], timedelta(seconds=int(p["lifetime_seconds"])), comment
+        scope, host = p["secret_scope"], gateway.workspace.host
+        choice = choose_key(
+            gateway, self.secret_keys, scope, p["secret_key"], replacing=replacing, claim_for=request.id
         )
-        new_id = created.token.token_id
         try:
-            gateway.put_secret(scope, key, created.value)
-        except DatabricksError as exc:
-            undo = "the new token was revoked again, since nobody could use it"
-            try:
-                gateway.revoke(new_id)
-            except DatabricksError as revoke_exc:
-                undo = f"revoking the unusable new token {new_id[:12]} ALSO failed: {revoke_exc.user_message}"
+            new_id = self._create_and_store(request, gateway, choice, comment, replacing is not None)
+            self.secret_keys.remember(new_id, scope, choice.key, host)
+        finally:
+            self.secret_keys.release(host, scope, choice.key, request.id)
+        where = f"secret {scope}/{choice.key}"
+        if choice.key != p["secret_key"]:
+            where += f" (not {p['secret_key']}: {choice.note()})"
+        elif p.get("secret_key_note"):
+            where += f" (because {p['secret_key_note']})"
+        return new_id, f"new token {new_id[:12]} created and stored in {where}"
+
+    def _create_and_store(
+        self,
+        request: ApprovalRequest,
+        gateway: WorkspaceGateway,
+        choice: KeyChoice,
+        comment: str,
+        rotating: bool,
+    ) -> str:
+        p = request.params
+        marker = marker_for(request.id)
+        try:
+            created = gateway.create_obo_token(
+                p["application_id"], timedelta(seconds=int(p["lifetime_seconds"])), comment, marker
+            )
+        except TokenValueLost as exc:
+            raise StepFailed(f"{exc.user_message}; {self._undo(gateway, exc.token.token_id)}") from None
+        except WriteInDoubt as exc:
             raise StepFailed(
-                f"new token {new_id[:12]} created but NOT stored ({exc.user_message}); {undo}"
+                f"whether a token was created is UNKNOWN ({exc.user_message}); if one exists, its comment "
+                f"carries {marker} and its value is lost: revoke it"
+            ) from None
+        new_id, scope = created.token.token_id, p["secret_scope"]
+        try:
+            note = gateway.put_secret(scope, choice.key, created.value, stamp_before=choice.stamp)
+        except WriteInDoubt as exc:
+            if (
+                rotating
+            ):  # the key held the old token's value; revoking the new one could leave neither usable
+                raise StepFailed(
+                    f"new token {new_id[:12]} created, but whether its value reached secret {scope}/{choice.key} "
+                    f"is UNKNOWN ({exc.user_message}); check that secret"
+                ) from None
+            raise StepFailed(
+                f"new token {new_id[:12]} created but NOT known to be stored ({exc.user_message}); "
+                f"{self._undo(gateway, new_id)}"
+            ) from None
+        except DatabricksError as exc:
+            raise StepFailed(
+                f"new token {new_id[:12]} created but NOT stored ({exc.user_message}); {self._undo(gateway, new_id)}"
             ) from None
         finally:
             del created
-        self.secret_keys.remember(new_id, scope, key)
-        return new_id, f"new token {new_id[:12]} stored in secret {scope}/{key}"
+        if note:
+            log.info("secret %s/%s for token %s: %s", scope, choice.key, new_id[:12], note)
+        return new_id
+
+    @staticmethod
+    def _undo(gateway: WorkspaceGateway, token_id: str) -> str:
+        """Revoke a token whose value is lost, and say what became of it."""
+        try:
+            gateway.revoke(token_id)
+        except DatabricksError as exc:
+            return (
+                f"revoking the unusable token {token_id[:12]} ALSO failed ({exc.user_message}): "
+                "revoke it by hand, nobody holds its value"
+            )
+        return f"token {token_id[:12]} was revoked again because its value could not be stored"
 
     def _create(self, request: ApprovalRequest) -> ActionResult:
         p = request.params
         try:
-            _, done = self._new_token(request, p.get("comment", ""))
+            _, done = self._new_token(
+                request, marked_comment(p.get("comment", ""), marker_for(request.id)), None
+            )
         except StepFailed as exc:
             return ActionResult("failed", exc.user_message)
         except DatabricksError as exc:
@@ -137,10 +181,10 @@ class Operations:
 
     def _rotate(self, request: ApprovalRequest) -> ActionResult:
         p = request.params
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-        comment = f"{p.get('comment', '')} (rotated {stamp})".strip()
+        today = datetime.now(UTC).date()
+        comment = marked_comment(p.get("comment", ""), marker_for(request.id), rotated=today)
         try:
-            _, done = self._new_token(request, comment)
+            _, done = self._new_token(request, comment, request.subject)
         except StepFailed as exc:
             return ActionResult("failed", f"{exc.user_message}; old token {request.subject[:12]} untouched")
         except DatabricksError as exc:
@@ -149,12 +193,12 @@ class Operations:
             )
         gateway = self._gateway(request.workspace)
         try:
-            gateway.revoke(request.subject)
+            note = gateway.revoke(request.subject)
         except DatabricksError as exc:
             return ActionResult(
                 "failed", f"{done}, old token {request.subject[:12]} NOT revoked: {exc.user_message}"
             )
-        return ActionResult("rotated", f"{done}; old token {request.subject[:12]} revoked")
+        return ActionResult("rotated", f"{done}; old token {request.subject[:12]} revoked{_aside(note)}")
 
     def _policy(self, request: ApprovalRequest) -> ActionResult:
         days = int(request.params["days"])
@@ -162,8 +206,8 @@ class Operations:
         for host in request.params["hosts"].split(","):
             try:
                 gateway = self._gateway(host)
-                gateway.set_max_lifetime(days)
-                done.append(gateway.workspace.label)
+                note = gateway.set_max_lifetime(days)
+                done.append(gateway.workspace.label + _aside(note))
             except GovernanceError as exc:
                 failed.append(exc.user_message)
         if not failed:
@@ -173,6 +217,28 @@ class Operations:
                 "failed", f"applied on {', '.join(done)} only; NOT applied: {'; '.join(failed)}"
             )
         return ActionResult("failed", f"NOT applied anywhere: {'; '.join(failed)}")
+
+
+_MARKER_RE = re.compile(r"\s*\[patbot:[^\]\s]*\]")
+_ROTATED_RE = re.compile(r"\s*\(rotated \d{4}-\d{2}-\d{2}\)")
+
+
+def marker_for(request_id: str) -> str:
+    """The tag a token created for this request carries in its comment, to be found again."""
+    return f"[patbot:{request_id}]"
+
+
+def marked_comment(comment: str, marker: str, rotated: date | None = None) -> str:
+    """`comment` with this request's marker (and rotation date), never piling up earlier ones."""
+    base = _MARKER_RE.sub("", comment)
+    if rotated is not None:
+        base = _ROTATED_RE.sub("", base)
+    parts = [base.strip(), f"(rotated {rotated:%Y-%m-%d})" if rotated else "", marker]
+    return " ".join(part for part in parts if part)
+
+
+def _aside(note: str) -> str:
+    return f" ({note})" if note else ""
 
 
 class StepFailed(GovernanceError):

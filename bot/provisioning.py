@@ -13,6 +13,7 @@ from bot.errors import GovernanceError, UnknownWorkspace
 from bot.fleet import Fleet
 from bot.governance.lifetime import check_lifetime, describe, parse_lifetime, policy_lifetime
 from bot.governance.models import Principal, TokenAssessment, Workspace
+from bot.secret_keys import SecretKeys, choose_key
 
 MAX_POLICY_DAYS = 730
 
@@ -47,6 +48,9 @@ class CreatePlan:
     comment: str
     secret_scope: str
     secret_key: str
+    """The key the value will be written to: one holding no live token's value now (when checked)."""
+    secret_key_note: str = ""
+    """Why `secret_key` is not the usual key, e.g. "etl-token holds the value of live token 3f2a…"."""
 
     def params(self) -> dict[str, str]:
         """What the request stores (no secrets exist yet)."""
@@ -59,6 +63,7 @@ class CreatePlan:
             "comment": self.comment,
             "secret_scope": self.secret_scope,
             "secret_key": self.secret_key,
+            "secret_key_note": self.secret_key_note,
         }
 
 
@@ -115,8 +120,13 @@ def plan_create(
     comment: str,
     max_days: int,
     secret_scope: str | None,
+    secret_keys: SecretKeys | None = None,
 ) -> CreatePlan:
-    """Check everything that can be checked before approval: scope, lifetime, principal, workspace policy."""
+    """Check everything that can be checked before approval: scope, lifetime, principal, workspace policy.
+
+    With `secret_keys`, the plan names the key that holds no live token's value (the principal's usual key,
+    else the next free `-2`, `-3`, …); the execution checks again.
+    """
     scope = require_secret_scope(secret_scope)
     lifetime = parse_lifetime(lifetime_text)
     check_lifetime(lifetime, max_days, MAX_POLICY_DAYS, "the workspace")
@@ -125,18 +135,38 @@ def plan_create(
     if not posture.tokens_enabled:
         raise ProvisioningRefused(f"Personal access tokens are disabled in {workspace.label}.")
     check_lifetime(lifetime, max_days, posture.max_token_lifetime_days, workspace.label)
+    key, note = _free_key(fleet, workspace, secret_keys, scope, secret_key_for(sp), None)
     return CreatePlan(
-        workspace,
-        sp,
-        lifetime,
-        comment or f"created by patbot for {sp.display_name}",
-        scope,
-        secret_key_for(sp),
+        workspace, sp, lifetime, comment or f"created by patbot for {sp.display_name}", scope, key, note
     )
 
 
+def _free_key(
+    fleet: Fleet,
+    workspace: Workspace,
+    secret_keys: SecretKeys | None,
+    scope: str,
+    wanted: str,
+    replacing: str | None,
+) -> tuple[str, str]:
+    """The key to plan with and why it is not `wanted` (unchecked without `secret_keys`)."""
+    if secret_keys is None:
+        return wanted, ""
+    try:
+        choice = choose_key(fleet.gateway(workspace), secret_keys, scope, wanted, replacing=replacing)
+    except DatabricksError as exc:
+        return wanted, f"could not check which keys are free ({exc.user_message})"
+    return choice.key, choice.note()
+
+
 def plan_rotation(
-    fleet: Fleet, item: TokenAssessment, *, max_days: int, secret_scope: str | None, known_key: str | None
+    fleet: Fleet,
+    item: TokenAssessment,
+    *,
+    max_days: int,
+    secret_scope: str | None,
+    known_key: str | None,
+    secret_keys: SecretKeys | None = None,
 ) -> CreatePlan:
     """The replacement of a service principal's token: same comment, the policy lifetime, the same key."""
     scope = require_secret_scope(secret_scope)
@@ -152,7 +182,8 @@ def plan_rotation(
     key_scope, _, key = (known_key or "").partition("/")
     if not key or key_scope != scope:
         key = secret_key_for(sp)
-    return CreatePlan(workspace, sp, lifetime, item.token.comment, scope, key)
+    key, note = _free_key(fleet, workspace, secret_keys, scope, key, item.token.token_id)
+    return CreatePlan(workspace, sp, lifetime, item.token.comment, scope, key, note)
 
 
 def plan_policy(fleet: Fleet, days_text: str, selectors: Sequence[str]) -> tuple[int, list[Workspace]]:

@@ -74,6 +74,8 @@ def describe(request: ApprovalRequest) -> str:
         ]
     else:
         lines = [f"*{escape(request.kind.capitalize())}* `{escape(request.subject[:40])}`"]
+    if p.get("secret_key_note"):
+        lines.append(f"Secret key chosen because {escape(p['secret_key_note'])}")
     if request.reason:
         lines.append(f"Reason: {escape(request.reason[:500])}")
     return "\n".join(lines)

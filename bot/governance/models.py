@@ -88,6 +88,14 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenAccess:
+    """What a new token may call: API scopes (empty: full access) and autoscope (None: Databricks' default)."""
+
+    scopes: tuple[str, ...] = ()
+    autoscope: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """A SCIM user or service principal of a workspace."""
 

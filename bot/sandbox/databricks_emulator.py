@@ -44,6 +44,7 @@ request bodies are redacted there too).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -285,6 +286,10 @@ class _Response:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    hang: float = 0.0
+    """Seconds to wait, outside the lock, before answering (a write fault that outlasts the client)."""
+    drop: bool = False
+    """Close the connection without answering."""
 
 
 @dataclass
@@ -297,6 +302,30 @@ class _Fault:
     method: str | None
     error_code: str
     message: str
+
+
+@dataclass
+class _WriteFault:
+    """A lost answer: act (or not), then answer ``status`` (None: drop the connection) after ``hang`` s."""
+
+    target: str | None
+    method: str
+    path_prefix: str
+    status: int | None
+    retry_after: int | None
+    act_first: bool
+    hang: float
+    remaining: int | None
+
+    def answer(self) -> _Response:
+        if self.status is None:
+            return _Response(502, hang=self.hang, drop=True)
+        code, message = _ERRORS_BY_STATUS.get(self.status, ("UNKNOWN", "Unknown error."))
+        resp = _error(self.status, code, message)
+        if self.retry_after is not None:
+            resp.headers["Retry-After"] = str(self.retry_after)
+        resp.hang = self.hang
+        return resp
 
 
 class _ApiError(Exception):
@@ -355,6 +384,15 @@ class _Handler(BaseHTTPRequestHandler):
         resp = server.emulator._handle(
             server.target, self.command, self.path, self.headers.get("Authorization"), raw
         )
+        if resp.hang:
+            time.sleep(resp.hang)
+        if resp.drop:
+            self.close_connection = True
+            return
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+            self._answer(resp)
+
+    def _answer(self, resp: _Response) -> None:
         payload = b"" if resp.body is None or resp.status == 204 else json.dumps(resp.body).encode()
         self.send_response(resp.status)
         for name, value in resp.headers.items():
@@ -437,6 +475,8 @@ class DatabricksEmulator:
         self._lifecycle = threading.Lock()
         self._log: list[RecordedRequest] = []
         self._faults: list[_Fault] = []
+        self._write_faults: list[_WriteFault] = []
+        self._secret_stamps: dict[tuple[str, str, str], int] = {}
         self._latency: dict[str, float] = {}
         self._listeners: dict[str, _Listener] = {name: _Listener(self, name) for name in self._workspaces}
         self._listeners[ACCOUNT] = _Listener(self, ACCOUNT)
@@ -596,6 +636,67 @@ class DatabricksEmulator:
         """Drop the fault plan (of one server, or all)."""
         with self._lock:
             self._faults = [f for f in self._faults if workspace is not None and f.target != workspace]
+            self._write_faults = [
+                f for f in self._write_faults if workspace is not None and f.target != workspace
+            ]
+
+    # ---------------------------------------------------------------------------------- write faults
+
+    def lose_answer(
+        self,
+        workspace: str | None,
+        method: str,
+        path_prefix: str,
+        *,
+        status: int | None = 503,
+        retry_after: int | None = 0,
+        act: bool = True,
+        hang: float = 0.0,
+        times: int | None = 1,
+    ) -> None:
+        """Lose the answer of the next ``times`` matching requests (``None``: all), the way gateways do.
+
+        With ``act`` the request is carried out first (Databricks acted, the answer went missing), without it
+        it is not. The client then gets ``status`` (502/503/504, with ``Retry-After: retry_after`` unless
+        ``None``), after waiting ``hang`` seconds (past the client's timeout, it sees a timeout); with
+        ``status=None`` the connection is closed without an answer (a reset).
+        """
+        if workspace is not None:
+            self._listener(workspace)
+        with self._lock:
+            self._write_faults.append(
+                _WriteFault(workspace, method.upper(), path_prefix, status, retry_after, act, hang, times)
+            )
+
+    def call_counts(self, workspace: str | None = None) -> dict[tuple[str, str], int]:
+        """How many requests arrived, per (method, path), whatever they were answered."""
+        counts: dict[tuple[str, str], int] = {}
+        for r in self.requests:
+            if workspace is None or r.workspace == workspace:
+                counts[(r.method, r.path)] = counts.get((r.method, r.path), 0) + 1
+        return counts
+
+    def _take_write_fault(self, target: str, method: str, path: str) -> _WriteFault | None:
+        for fault in self._write_faults:
+            if (
+                fault.target not in (None, target)
+                or fault.method != method
+                or not path.startswith(fault.path_prefix)
+            ):
+                continue
+            if fault.remaining is not None:
+                if fault.remaining <= 0:
+                    continue
+                fault.remaining -= 1
+            return fault
+        return None
+
+    def _touch_secret(self, ws: EmulatedWorkspace, scope: str, key: str) -> None:
+        slot = (ws.name, scope, key)
+        self._secret_stamps[slot] = max(self._now_ms(), self._secret_stamps.get(slot, 0) + 1)
+
+    def _stamp_of(self, ws: EmulatedWorkspace, scope: str, key: str) -> int:
+        return self._secret_stamps.setdefault((ws.name, scope, key), self._now_ms())
 
     # -------------------------------------------------------------------------------------- internals
 
@@ -634,8 +735,12 @@ class DatabricksEmulator:
         with self._lock:
             if resp is None:
                 resp = self._fault(target, method, path)
-            if resp is None:
+            write_fault = self._take_write_fault(target, method, path) if resp is None else None
+            if resp is None and (write_fault is None or write_fault.act_first):
                 resp = self._route(target, method, path, query, auth, body)
+            if write_fault is not None:
+                resp = write_fault.answer()
+            assert resp is not None
             if target != ACCOUNT:
                 resp.headers.setdefault("x-databricks-org-id", str(self._workspaces[target].workspace_id))
             self._log.append(
@@ -962,7 +1067,8 @@ class DatabricksEmulator:
             scope = query.get("scope", "")
             _require_scope(ws, scope)
             keys = sorted(k for s, k in ws.secrets if s == scope)
-            return _Response(200, {"secrets": [{"key": k} for k in keys]})
+            listing = [{"key": k, "last_updated_timestamp": self._stamp_of(ws, scope, k)} for k in keys]
+            return _Response(200, {"secrets": listing})
         if action == "put" and method == "POST":
             req = _object(body)
             scope, key = _required_str(req, "scope"), _required_str(req, "key")
@@ -975,6 +1081,7 @@ class DatabricksEmulator:
                 )
             _require_scope(ws, scope)
             ws.secrets[(scope, key)] = str(req["string_value"] if has_string else req["bytes_value"])
+            self._touch_secret(ws, scope, key)
             return _Response(200, {})
         if action == "delete" and method == "POST":
             req = _object(body)

@@ -19,7 +19,7 @@ from databricks.sdk.service.settings import TokenInfo, TokenPermissionLevel
 from bot.databricks import DatabricksError, DatabricksRejected
 from bot.fleet import Fleet
 from bot.governance.audit import audit
-from bot.governance.models import Finding, GranteeKind, Policy
+from bot.governance.models import Finding, GranteeKind, Policy, TokenAccess
 from bot.report import to_csv, to_json, to_table
 from bot.sandbox.databricks_emulator import (
     DEFAULT_ADMIN_TOKEN,
@@ -29,6 +29,7 @@ from bot.sandbox.databricks_emulator import (
     EmulatedWorkspace,
 )
 from bot.sandbox.demo_data import showcase_fleet
+from bot.write_once import RATE_LIMITED_ATTEMPTS
 from tests.fixtures.emulators import emulator_fleet
 
 pytestmark = pytest.mark.integration
@@ -204,18 +205,9 @@ def test_update_scopes_sends_exactly_one_patch(emu: DatabricksEmulator) -> None:
     ("status", "retry_after"),
     [
         (503, 1),
-        (429, 1),
         (502, None),
         (504, None),
-        pytest.param(
-            503,
-            0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the SDK's one-second budget still retries after `Retry-After: 0`; "
-                "bot/write_once.py (the writes helper) replaces the single-attempt client",
-            ),
-        ),
+        (503, 0),
     ],
 )
 def test_update_scopes_is_never_retried_when_the_answer_is_lost(
@@ -226,6 +218,14 @@ def test_update_scopes_is_never_retried_when_the_answer_is_lost(
     with pytest.raises(DatabricksError):
         gw.update_scopes("inferred", ["jobs:read"])
     assert emu.count_requests("PATCH", TOKENS) == 1
+
+
+def test_update_scopes_retries_a_429_a_bounded_number_of_times(emu: DatabricksEmulator) -> None:
+    gw = fleet(emu).gateways()[0]
+    emu.fail("ws", TOKENS, 429, method="PATCH", retry_after=0)
+    with pytest.raises(DatabricksError):
+        gw.update_scopes("inferred", ["jobs:read"])
+    assert emu.count_requests("PATCH", TOKENS) == RATE_LIMITED_ATTEMPTS
 
 
 def test_update_scopes_refuses_unknown_and_empty_scopes(emu: DatabricksEmulator) -> None:
@@ -240,12 +240,12 @@ def test_update_scopes_refuses_unknown_and_empty_scopes(emu: DatabricksEmulator)
 def test_create_obo_token_passes_scopes_and_autoscope(emu: DatabricksEmulator) -> None:
     gw = fleet(emu).gateways()[0]
     created = gw.create_obo_token(
-        SP.application_id or "", timedelta(days=1), "c", scopes=["sql"], autoscope=True
+        SP.application_id or "", timedelta(days=1), "c [m1]", "[m1]", TokenAccess(("sql",), True)
     )
     assert created.token.scopes == ("sql",) and created.token.autoscope_state == "AUTOSCOPE_STATE_RUNNING"
-    plain = gw.create_obo_token(SP.application_id or "", timedelta(days=1), "d")
+    plain = gw.create_obo_token(SP.application_id or "", timedelta(days=1), "d [m2]", "[m2]")
     assert plain.token.scopes == () and plain.token.autoscope_state == ""
-    bodies = [r.body for r in emu.requests if r.method == "POST"]
+    bodies = [r.body for r in emu.requests if r.method == "POST" and "on-behalf-of" in r.path]
     assert "scopes" not in bodies[1] and "autoscope_enabled" not in bodies[1]
 
 

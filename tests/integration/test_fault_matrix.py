@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bot.approvals import RequestState
+from bot.write_once import RATE_LIMITED_ATTEMPTS
 from handlers.approval_blocks import ACTION_APPROVE
 from tests.fixtures.emulators import ADMIN_CHANNEL, Bot, People, wait_until
 from tests.integration.test_slack_revoke import click, request_for_others, text_of, token_of
@@ -14,6 +15,7 @@ from tests.integration.test_slack_revoke import click, request_for_others, text_
 pytestmark = pytest.mark.integration
 
 TOKENS = "/api/2.0/token-management/tokens"
+OBO = "/api/2.0/token-management/on-behalf-of/tokens"
 
 
 def metric(bot: Bot, name: str) -> float:
@@ -22,20 +24,25 @@ def metric(bot: Bot, name: str) -> float:
 
 
 @pytest.mark.parametrize(
-    ("status", "expected"),
+    ("status", "retry_after", "expected"),
     [
-        (401, "permission denied"),
-        (403, "permission denied"),
-        (404, "already gone"),
-        (429, "rate limited"),
-        (500, "NOT revoked"),
-        (503, "NOT revoked"),
+        (401, None, "permission denied"),
+        (403, None, "permission denied"),
+        (404, None, "already gone"),
+        (500, None, "NOT revoked"),
+        (503, 1, "NOT revoked"),
+        (503, 0, "NOT revoked"),
+        (503, None, "NOT revoked"),
+        (502, 0, "NOT revoked"),
+        (504, 0, "NOT revoked"),
     ],
 )
-def test_revoke_faults_delete_at_most_once(bot: Bot, people: People, status: int, expected: str) -> None:
+def test_revoke_faults_delete_at_most_once(
+    bot: Bot, people: People, status: int, retry_after: int | None, expected: str
+) -> None:
     token_id = token_of(bot.databricks, "alice@example.com")
     request_id = request_for_others(bot, people.bob, token_id)
-    bot.databricks.fail("prod", f"{TOKENS}/{token_id}", status, method="DELETE", retry_after=1)
+    bot.databricks.fail("prod", f"{TOKENS}/{token_id}", status, method="DELETE", retry_after=retry_after)
     click(bot, people.approver, ACTION_APPROVE, request_id)
     updated = wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
     text = json.dumps(updated[0].blocks)
@@ -44,6 +51,31 @@ def test_revoke_faults_delete_at_most_once(bot: Bot, people: People, status: int
     assert bot.services.approvals is not None
     assert bot.services.approvals.get(request_id).outcome == "failed"
     assert bot.get("/healthz")[0] == 200
+
+
+def test_revoke_rate_limited_throughout_is_tried_a_bounded_number_of_times(bot: Bot, people: People) -> None:
+    token_id = token_of(bot.databricks, "alice@example.com")
+    request_id = request_for_others(bot, people.bob, token_id)
+    bot.databricks.fail("prod", f"{TOKENS}/{token_id}", 429, method="DELETE", retry_after=0)
+    click(bot, people.approver, ACTION_APPROVE, request_id)
+    updated = wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
+    assert "rate limited" in json.dumps(updated[0].blocks)
+    calls = [r.status for r in bot.databricks.requests if r.method == "DELETE"]
+    assert calls == [429] * RATE_LIMITED_ATTEMPTS, "429 means not processed: tried again, never acted on"
+
+
+@pytest.mark.parametrize("retry_after", [0, None, 1])
+def test_revoke_whose_answer_is_lost_after_deleting_says_revoked(
+    bot: Bot, people: People, retry_after: int | None
+) -> None:
+    token_id = token_of(bot.databricks, "alice@example.com")
+    request_id = request_for_others(bot, people.bob, token_id)
+    bot.databricks.lose_answer("prod", "DELETE", f"{TOKENS}/{token_id}", status=503, retry_after=retry_after)
+    click(bot, people.approver, ACTION_APPROVE, request_id)
+    updated = wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
+    text = json.dumps(updated[0].blocks)
+    assert "Revoked" in text and "read back: the token is gone" in text
+    assert bot.databricks.count_requests("DELETE", TOKENS) == 1
 
 
 def test_revoke_with_workspace_unreachable(bot: Bot, people: People) -> None:
@@ -55,16 +87,38 @@ def test_revoke_with_workspace_unreachable(bot: Bot, people: People) -> None:
     assert "NOT revoked" in json.dumps(updated[0].blocks)
 
 
-def test_create_is_never_retried(bot_factory, people: People) -> None:
+@pytest.mark.parametrize("acted", [True, False])
+@pytest.mark.parametrize("retry_after", [0, None, 1])
+def test_create_is_never_retried(bot_factory, people: People, retry_after: int | None, acted: bool) -> None:
     bot = bot_factory(secret_scope="patbot")
     bot.command(people.bob, "create ml-serving 7d workspace=prod")
     bot.responses()
-    bot.databricks.fail("prod", "/api/2.0/token-management/on-behalf-of/tokens", 503, retry_after=1)
+    bot.databricks.lose_answer("prod", "POST", OBO, status=503, retry_after=retry_after, act=acted)
     message = bot.slack.messages_to(ADMIN_CHANNEL)[0]
     request_id = message.blocks[1]["elements"][0]["value"]
     click(bot, people.approver, ACTION_APPROVE, request_id)
-    wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
-    assert bot.databricks.count_requests("POST", "/api/2.0/token-management/on-behalf-of/tokens") == 1
+    updated = wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
+    text = json.dumps(updated[0].blocks)
+    assert bot.databricks.count_requests("POST", OBO) == 1
+    if acted:
+        assert "WAS created" in text and "revoked again because its value could not be stored" in text
+        assert bot.databricks.count_requests("DELETE", TOKENS) == 1
+    else:
+        assert "no token created" in text and "read back: no token was created" in text
+        assert bot.databricks.count_requests("DELETE", TOKENS) == 0
+
+
+@pytest.mark.parametrize("acted", [True, False])
+def test_policy_change_is_never_retried(bot: Bot, people: People, acted: bool) -> None:
+    bot.command(people.approver, "policy max-lifetime 60 staging")
+    bot.responses()
+    bot.databricks.lose_answer("staging", "PATCH", "/api/2.0/workspace-conf", retry_after=0, act=acted)
+    request_id = bot.slack.messages_to(ADMIN_CHANNEL)[0].blocks[1]["elements"][0]["value"]
+    click(bot, people.approver2, ACTION_APPROVE, request_id)
+    updated = wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
+    text = json.dumps(updated[0].blocks)
+    assert bot.databricks.count_requests("PATCH", "/api/2.0/workspace-conf") == 1
+    assert ("read back: it is set" if acted else "NOT applied") in text
 
 
 @pytest.mark.parametrize("status", [401, 403, 429, 500, 503])

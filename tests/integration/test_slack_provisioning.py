@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
@@ -72,7 +73,9 @@ def test_create_needs_approval_and_the_value_only_reaches_the_secret_scope(
     new = [t for t in sp_tokens(pbot.databricks, "prod", "etl-pipeline") if t.token_id not in before]
     assert len(new) == 1
     token = new[0]
-    assert token.comment == "nightly load"
+    assert re.fullmatch(r"nightly load \[patbot:\w+\]", token.comment), (
+        "the comment, tagged to be found again"
+    )
     assert token.expiry_time - token.creation_time == 30 * 86400 * 1000
     stored = pbot.databricks.workspace("prod").secrets[("patbot", "etl-pipeline-token")]
     assert stored == token.token_value and stored.startswith("dapi")
