@@ -34,6 +34,7 @@ def request_create(deps: FlowDeps, actor: str, ask: CreateAsk) -> RequestResult:
             comment=ask.comment,
             max_days=settings.max_lifetime_days,
             secret_scope=settings.secret_scope,
+            secret_keys=deps.executor.secret_keys,
         )
         draft = RequestDraft(
             RequestKind.CREATE,

@@ -33,6 +33,7 @@ def request_rotate(deps: FlowDeps, actor: str, token_text: str, reason: str = ""
             max_days=deps.settings.max_lifetime_days,
             secret_scope=deps.settings.secret_scope,
             known_key=deps.executor.secret_keys.lookup(token.token_id),
+            secret_keys=deps.executor.secret_keys,
         )
         draft = RequestDraft(
             RequestKind.ROTATE,
