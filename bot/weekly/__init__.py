@@ -14,6 +14,7 @@ messages through functions handed in by the caller (``handlers.weekly_blocks``).
 - ``chart``        the findings-by-workspace PNG
 - ``summary``      the admin summary's figures, and `summary`
 - ``job``          `run_weekly` and the scheduler's `weekly_job`
+- ``week_marker``  the scheduled job's once-per-ISO-week marker (`WeekRuns`)
 """
 
 from bot.approvals import StoreUnavailable
@@ -39,6 +40,7 @@ from bot.weekly.pacing import DEFAULT_RATE_PER_MINUTE, RatePacer
 from bot.weekly.reminders import DEFAULT_CONCURRENCY, DM_FINDINGS, dm_lines, plan_reminders, remind
 from bot.weekly.slack_calls import SlackUnavailable, call_slack, retry_after
 from bot.weekly.sources import audit_now
+from bot.weekly.week_marker import WeekRuns
 from bot.weekly.summary import (
     TOTALS_TTL_SECONDS,
     build_summary,
@@ -72,6 +74,7 @@ __all__ = [
     "StoreUnavailable",
     "SummaryRenderer",
     "SummaryResult",
+    "WeekRuns",
     "WeekTotals",
     "WeeklySummary",
     "audit_now",

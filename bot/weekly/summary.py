@@ -125,14 +125,15 @@ def summary(
     report: FleetReport | None = None,
     reminders: ReminderResult | None = None,
     owners: SlackOwners | None = None,
-    once: bool = False,
+    force: bool = False,
     chart: bool = True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SummaryResult:
     """Post the admin-channel summary with the full CSV (and a chart) in its thread.
 
     `reminders` (this week's reminder run) supplies the owners not in Slack; without it they are
-    matched here. With `once`, a second call in the same ISO week posts nothing (the scheduled job).
+    matched here. Idempotent per ISO week: a second call in the same week posts nothing
+    (``already_posted``), unless `force` posts again on purpose.
     """
     channel = services.settings.admin_channel
     if channel is None and not dry_run:
@@ -184,7 +185,9 @@ def summary(
         return result
 
     once_key = f"patbot:summary:{week}"
-    if once and not store.set(once_key, "posting", nx=True, ex=int(DEFAULT_LEASE_SECONDS)):
+    # A forced post claims nothing, so failing it never frees a week that was already posted.
+    claimed = not force and bool(store.set(once_key, "posting", nx=True, ex=int(DEFAULT_LEASE_SECONDS)))
+    if not force and not claimed:
         result.already_posted = True
         return result
     try:
@@ -196,20 +199,19 @@ def summary(
             sleep=sleep,
         )
     except SlackApiError as exc:
-        if once:
+        if claimed:
             store.delete(once_key)
         raise SlackUnavailable(
             f"Slack answered {slack_error(exc)} when posting to PATBOT_ADMIN_CHANNEL {channel}"
             + ("; invite patbot to the channel" if slack_error(exc) == "not_in_channel" else "")
         ) from None
     except BaseException:
-        if once:
+        if claimed:
             store.delete(once_key)
         raise
     result.posted = True
     result.ts = str(posted.get("ts") or "") or None
-    if once:
-        store.set(once_key, "posted", ex=MARKER_TTL_SECONDS)
+    store.set(once_key, "posted", ex=MARKER_TTL_SECONDS)
     store.set(_totals_key(week), week_totals(report).to_json(), ex=TOTALS_TTL_SECONDS)
     _attach(client, result, to_csv(report), png, sleep)
     return result
