@@ -50,7 +50,7 @@ def create_app(settings: Settings, services: Services) -> tuple[App, SlackContex
     ctx = SlackContext(
         services=services,
         directory=SlackDirectory(client, settings.approvers),
-        metrics=Metrics(),
+        metrics=Metrics(services.approvals),
         operations=Operations(services.fleet, services.approvals, SecretKeys(services.redis)),
     )
     register(app, ctx)

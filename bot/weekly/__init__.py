@@ -40,7 +40,6 @@ from bot.weekly.pacing import DEFAULT_RATE_PER_MINUTE, RatePacer
 from bot.weekly.reminders import DEFAULT_CONCURRENCY, DM_FINDINGS, dm_lines, plan_reminders, remind
 from bot.weekly.slack_calls import SlackUnavailable, call_slack, retry_after
 from bot.weekly.sources import audit_now
-from bot.weekly.week_marker import WeekRuns
 from bot.weekly.summary import (
     TOTALS_TTL_SECONDS,
     build_summary,
@@ -50,6 +49,7 @@ from bot.weekly.summary import (
     summary,
     week_totals,
 )
+from bot.weekly.week_marker import WeekRuns
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

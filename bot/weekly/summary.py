@@ -12,6 +12,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.approvals import ApprovalError
+from bot.approvals.in_doubt import InDoubt, in_doubt_requests
 from bot.errors import ConfigError, GovernanceError
 from bot.governance.models import FINDING_SEVERITY, Finding, FleetReport, TokenAssessment
 from bot.report import to_csv
@@ -79,6 +81,7 @@ def build_summary(
     reminders: ReminderResult | None = None,
     attachments_note: str = "",
     worst: int = 10,
+    in_doubt: Sequence[InDoubt] = (),
 ) -> WeeklySummary:
     """The admin summary's content from the week's audit."""
     return WeeklySummary(
@@ -95,6 +98,7 @@ def build_summary(
         service_principal_tokens=service_principal_tokens,
         reminders=reminders,
         attachments_note=attachments_note,
+        in_doubt=list(in_doubt),
     )
 
 
@@ -109,6 +113,17 @@ def delta_text(current: int, previous: int | None) -> str:
 def previous_count(previous: WeekTotals | None, finding: Finding) -> int | None:
     """Last week's count of a finding, if last week was recorded."""
     return None if previous is None else previous.findings.get(finding.value, 0)
+
+
+def _in_doubt(services: Services) -> list[InDoubt]:
+    """Requests whose outcome is unknown; none listed (and a warning logged) when the store fails."""
+    if services.approvals is None:
+        return []
+    try:
+        return in_doubt_requests(services.approvals)
+    except ApprovalError as exc:
+        log.warning("summary: could not list requests in doubt (%s)", type(exc).__name__)
+        return []
 
 
 def _totals_key(week: str) -> str:
@@ -176,6 +191,7 @@ def summary(
         service_principal_tokens=principal_tokens,
         reminders=reminders,
         attachments_note=note,
+        in_doubt=_in_doubt(services),
     )
     message = render_summary(content)
     result = SummaryResult(

@@ -80,7 +80,7 @@ class WeekRuns:
     def _read(self, week: str) -> tuple[str, str, int]:
         value = self.store.get(self.key(week))
         text = value.decode() if isinstance(value, bytes) else str(value or "")
-        state, run, stamp = (text.split("|") + ["", "", ""])[:3]
+        state, run, stamp = [*text.split("|"), "", "", ""][:3]
         return state, run, int(stamp) if stamp.isdigit() else 0
 
     def claim(self, week: str) -> bool:
