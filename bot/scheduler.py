@@ -72,7 +72,7 @@ def _standard(expression: str) -> str:
     text = _MACROS.get(text.lower(), text)
     fields = text.split()
     if len(fields) != 5:
-        raise ValueError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}")
+        raise ValueError(f"minute hour day-of-month month day-of-week; got {len(fields)} field(s)")
     for name, field in zip(_FIELD_NAMES, fields, strict=True):
         if not _FIELD.match(field):
             raise ValueError(f"bad {name} {field!r}")

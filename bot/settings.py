@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         try:
             parse_cron(value)
         except ValueError as exc:
-            raise ValueError(f"not a valid cron schedule ({exc})") from None
+            raise ValueError(f"not a valid 5-field cron schedule ({exc})") from None
         return value
 
     @field_validator("secret_scope")

@@ -92,7 +92,9 @@ def test_settings_name_the_variable_of_a_bad_schedule() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(PATBOT_REMINDER_CRON="0 9 * * 1#2", DATABRICKS_HOST="https://x", _env_file=None)
     message = err.value.user_message
-    assert message.startswith("PATBOT_REMINDER_CRON: not a valid cron schedule") and "\n" not in message
+    assert (
+        message.startswith("PATBOT_REMINDER_CRON: not a valid 5-field cron schedule") and "\n" not in message
+    )
     assert load_settings(PATBOT_REMINDER_CRON="0 9 * * 0-6", _env_file=None).reminder_cron == "0 9 * * 0-6"
 
 
