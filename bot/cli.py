@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     log_cmd = sub.add_parser("log", help="print the audit log of requests and decisions")
     log_cmd.add_argument("--format", choices=("table", "json"), default="table")
     log_cmd.add_argument("--limit", type=int, default=None, metavar="N", help="only the latest N entries")
+    log_cmd.add_argument(
+        "--in-doubt",
+        action="store_true",
+        help="only requests whose outcome is unknown (interrupted by a crash): what was and was not done",
+    )
 
     serve = sub.add_parser("serve", help="run the Slack app (HTTP on $PORT, or Socket Mode)")
     serve.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
@@ -168,6 +173,10 @@ def run_log(svc: Services, args: argparse.Namespace, out: TextIO) -> int:
     """`patbot log`: the audit log of requests and decisions, oldest first."""
     if svc.approvals is None:
         raise ConfigError("REDIS_URL: no approvals store is configured")
+    if getattr(args, "in_doubt", False):
+        from bot.log_in_doubt import run_log_in_doubt
+
+        return run_log_in_doubt(svc.approvals, args.format, out)
     entries = svc.approvals.audit.entries(args.limit)
     rows = [
         {

@@ -15,7 +15,7 @@ from redis import Redis
 from bot.approvals import ApprovalStore, connect_redis
 from bot.databricks import ClientFactory, HostResolver, discover_account_workspaces, workspace_client_factory
 from bot.errors import ConfigError
-from bot.fleet import Fleet
+from bot.fleet import WORKSPACE_REFRESH_SECONDS, Fleet
 from bot.governance.models import Policy, Workspace
 from bot.settings import Settings
 
@@ -63,8 +63,10 @@ def build_fleet(
     client_factory: ClientFactory | None = None,
     account_client: Callable[[], AccountClient] | None = None,
     host_resolver: HostResolver | None = None,
+    refresh_seconds: float = WORKSPACE_REFRESH_SECONDS,
 ) -> Fleet:
-    """The governed workspaces: the account's, `PATBOT_WORKSPACES`, or `DATABRICKS_HOST`."""
+    """The governed workspaces: the account's (asked again every `refresh_seconds`), `PATBOT_WORKSPACES`,
+    or `DATABRICKS_HOST`."""
     settings.require_databricks()
     secret = settings.databricks_client_secret
     factory = client_factory or workspace_client_factory(
@@ -76,7 +78,10 @@ def build_fleet(
     if settings.account_mode:
         make_account = account_client or (lambda: _account_client(settings))
         return Fleet(
-            lambda: discover_account_workspaces(make_account(), host_resolver), factory, READ_TTL_SECONDS
+            lambda: discover_account_workspaces(make_account(), host_resolver),
+            factory,
+            READ_TTL_SECONDS,
+            refresh_seconds=refresh_seconds,
         )
     hosts = settings.workspaces or [settings.databricks_host or ""]
     return Fleet([Workspace(host=h) for h in hosts if h], factory, READ_TTL_SECONDS)

@@ -140,12 +140,12 @@ class Settings(BaseSettings):
     @field_validator("reminder_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from bot.scheduler import cron_trigger
+        from bot.scheduler import parse_cron
 
         try:
-            cron_trigger(value)
+            parse_cron(value)
         except ValueError as exc:
-            raise ValueError(f"not a valid 5-field cron expression ({exc})") from None
+            raise ValueError(f"not a valid 5-field cron schedule ({exc})") from None
         return value
 
     @field_validator("secret_scope")

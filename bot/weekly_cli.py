@@ -31,15 +31,20 @@ WEEKLY_COMMANDS = frozenset({"remind", "summary"})
 
 
 def add_weekly_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `remind [--dry-run]` and `summary [--dry-run]` on the `patbot` parser."""
+    """Register `remind [--dry-run]` and `summary [--dry-run] [--force]` on the `patbot` parser."""
     remind_cmd = subparsers.add_parser(
         "remind", help="send this week's reminder DMs now (idempotent per ISO week)"
     )
     remind_cmd.add_argument(
         "--dry-run", action="store_true", help="print who would get which DM; send nothing, mark nothing"
     )
-    summary_cmd = subparsers.add_parser("summary", help="post the admin-channel summary now")
+    summary_cmd = subparsers.add_parser(
+        "summary", help="post the admin-channel summary now (idempotent per ISO week)"
+    )
     summary_cmd.add_argument("--dry-run", action="store_true", help="print the summary instead of posting it")
+    summary_cmd.add_argument(
+        "--force", action="store_true", help="post it even if this week's summary was already posted"
+    )
 
 
 def weekly_client(settings: Settings) -> WebClient:
@@ -83,7 +88,13 @@ def run_weekly_command(
             result = remind(svc, slack, render_dm=render_dm, dry_run=args.dry_run)
             return _report_reminders(result, out, err)
         if args.command == "summary":
-            posted = summary(svc, slack, render_summary=render_summary, dry_run=args.dry_run)
+            force = bool(getattr(args, "force", False))
+            if svc.embedded_store and not (args.dry_run or force):
+                raise ConfigError(
+                    "REDIS_URL is required for patbot summary: without a shared Redis it cannot tell whether "
+                    "this week's summary was already posted (--dry-run works without it; --force posts anyway)"
+                )
+            posted = summary(svc, slack, render_summary=render_summary, dry_run=args.dry_run, force=force)
             return _report_summary(posted, out, err)
     except GovernanceError as exc:
         print(f"patbot: {exc.user_message}", file=err)
@@ -138,7 +149,7 @@ def _report_summary(result: SummaryResult, out: TextIO, err: TextIO) -> int:
         out.write(f"Summary for {result.week} (dry run), would post to {result.channel or '(no channel)'}:\n")
         out.write(_plain(result.message.blocks) + "\n")
     elif result.already_posted:
-        out.write(f"The summary for {result.week} was already posted.\n")
+        out.write(f"The summary for {result.week} was already posted (--force posts it again).\n")
     else:
         attached = ", ".join(result.attached) or "nothing"
         out.write(f"Summary for {result.week} posted to {result.channel}; attached {attached}.\n")

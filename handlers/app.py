@@ -49,7 +49,7 @@ def create_app(settings: Settings, services: Services) -> tuple[App, SlackContex
         raise ConfigError(
             f"PATBOT_SLACK_API_URL: cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__})"
         ) from None
-    metrics = Metrics()
+    metrics = Metrics(services.approvals)
     people = SlackDirectory(client, settings.approvers)
     deps = FlowDeps(
         settings=settings,

@@ -2,20 +2,80 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
+
+from bot.approvals import ApprovalError, ApprovalStore
+
+log = logging.getLogger(__name__)
+
+
+def patbot_version() -> str:
+    """The installed package's version (``unknown`` when run from an uninstalled tree)."""
+    try:
+        return version("patbot")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class RequestGauges(Collector):
+    """Pending and in-doubt approval requests, read from the store at scrape time.
+
+    When Redis does not answer, the two gauges are left out of that scrape (absent, not zero).
+    """
+
+    def __init__(self, store: ApprovalStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        try:
+            pending = len(self.store.pending())
+            in_doubt = len(self.store.in_doubt())
+        except ApprovalError as exc:
+            log.warning("metrics: approval store unavailable (%s)", type(exc).__name__)
+            return []
+        return [
+            GaugeMetricFamily(
+                "patbot_pending_requests", "Approval requests waiting for a decision", value=pending
+            ),
+            GaugeMetricFamily(
+                "patbot_in_doubt_requests",
+                "Approved requests without a recorded outcome (being acted on, or interrupted by a crash)",
+                value=in_doubt,
+            ),
+        ]
 
 
 class Metrics:
     """Requests and latency per command/action, and API errors by service."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: ApprovalStore | None = None) -> None:
         self.registry = CollectorRegistry()
+        # The standard process, platform and GC metrics, on this registry rather than the global one.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        Info("patbot_build", "The running patbot", registry=self.registry).info({"version": patbot_version()})
+        if store is not None:
+            self.registry.register(RequestGauges(store))
         self.requests = Counter(
             "patbot_requests_total", "Slack requests handled", ("kind", "name"), registry=self.registry
         )

@@ -27,8 +27,44 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 ReadinessCheck = Callable[[], tuple[bool, str]]
 
 
-def wsgi_app(app: App | None, ctx: SlackContext, *, also_ready: ReadinessCheck | None = None) -> WsgiApp:
-    """One WSGI callable: Slack events (when `app` is given) and the health and metrics endpoints."""
+class InFlight:
+    """Slack requests being handled right now, and a switch that refuses new ones (graceful shutdown)."""
+
+    def __init__(self) -> None:
+        self.draining = threading.Event()
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> InFlight:
+        with self._idle:
+            self._count += 1
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with self._idle:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being handled; False when `timeout` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
+
+
+def wsgi_app(
+    app: App | None,
+    ctx: SlackContext,
+    *,
+    also_ready: ReadinessCheck | None = None,
+    in_flight: InFlight | None = None,
+) -> WsgiApp:
+    """One WSGI callable: Slack events (when `app` is given) and the health and metrics endpoints.
+
+    Once ``in_flight.draining`` is set, ``/readyz`` answers 503 and new Slack requests are refused with
+    503 (Slack retries events elsewhere); requests already being handled finish.
+    """
+    in_flight = in_flight or InFlight()
     slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
     secret = ctx.services.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value()) if secret is not None else None
@@ -39,12 +75,31 @@ def wsgi_app(app: App | None, ctx: SlackContext, *, also_ready: ReadinessCheck |
         start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
         return [body]
 
+    def slack_request(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        assert slack is not None
+        body = _read_body(environ)
+        try:
+            return slack(environ, start_response)
+        except Exception:
+            # Bolt parses the body before it checks the signature; unparseable input ends here.
+            signed = verifier is not None and verifier.is_valid(
+                body,
+                environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
+                environ.get("HTTP_X_SLACK_SIGNATURE", ""),
+            )
+            log.warning("malformed Slack request (%s signature)", "valid" if signed else "invalid")
+            if signed:
+                return plain(start_response, "200 OK", b"")
+            return plain(start_response, "401 Unauthorized", b"invalid request\n")
+
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz":
             return plain(start_response, "200 OK", b"ok\n")
         if path == "/readyz":
+            if in_flight.draining.is_set():
+                return plain(start_response, "503 Service Unavailable", b"shutting down\n")
             ok, detail = redis_ready(ctx)
             if ok and also_ready is not None:
                 ok, detail = also_ready()
@@ -54,20 +109,11 @@ def wsgi_app(app: App | None, ctx: SlackContext, *, also_ready: ReadinessCheck |
         if path == "/metrics":
             return plain(start_response, "200 OK", ctx.metrics.render(), "text/plain; version=0.0.4")
         if path == "/slack/events" and method == "POST" and slack is not None:
-            body = _read_body(environ)
-            try:
-                return slack(environ, start_response)
-            except Exception:
-                # Bolt parses the body before it checks the signature; unparseable input ends here.
-                signed = verifier is not None and verifier.is_valid(
-                    body,
-                    environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
-                    environ.get("HTTP_X_SLACK_SIGNATURE", ""),
-                )
-                log.warning("malformed Slack request (%s signature)", "valid" if signed else "invalid")
-                if signed:
-                    return plain(start_response, "200 OK", b"")
-                return plain(start_response, "401 Unauthorized", b"invalid request\n")
+            # Counted before the check, so a drain that saw no request in flight refuses this one.
+            with in_flight:
+                if in_flight.draining.is_set():
+                    return plain(start_response, "503 Service Unavailable", b"shutting down\n")
+                return slack_request(environ, start_response)
         return plain(start_response, "404 Not Found", b"not found\n")
 
     return application

@@ -27,6 +27,7 @@ from handlers.blocks import (
 MAX_DM_TOKENS = 20
 MAX_SUMMARY_WORKSPACES = 25
 MAX_NOT_IN_SLACK = 40
+MAX_IN_DOUBT = 10
 
 
 def revoke_button(token_id: str) -> Block:
@@ -152,6 +153,21 @@ def summary_message(summary: WeeklySummary) -> Rendered:
         blocks.append(
             _lines_section(
                 f"Owners not found in Slack ({len(summary.not_in_slack)}): no reminder was sent", lines
+            )
+        )
+
+    if summary.in_doubt:
+        lines = [
+            f"• `{escape(item.request.id)}` {escape(item.request.kind)}, approved by <@{escape(item.request.decided_by or '')}>"
+            f" {slack_date(item.request.decided_at, '{date_short_pretty}')}: not known {escape(item.not_known)}"
+            for item in summary.in_doubt[:MAX_IN_DOUBT]
+        ]
+        if len(summary.in_doubt) > MAX_IN_DOUBT:
+            lines.append(f"_…and {len(summary.in_doubt) - MAX_IN_DOUBT} more: `patbot log --in-doubt`_")
+        blocks.append(
+            _lines_section(
+                f":warning: Requests in doubt ({len(summary.in_doubt)}): interrupted, never retried by patbot",
+                lines,
             )
         )
 

@@ -14,6 +14,7 @@ messages through functions handed in by the caller (``handlers.weekly_blocks``).
 - ``chart``        the findings-by-workspace PNG
 - ``summary``      the admin summary's figures, and `summary`
 - ``job``          `run_weekly` and the scheduler's `weekly_job`
+- ``week_marker``  the scheduled job's once-per-ISO-week marker (`WeekRuns`)
 """
 
 from bot.approvals import StoreUnavailable
@@ -48,6 +49,7 @@ from bot.weekly.summary import (
     summary,
     week_totals,
 )
+from bot.weekly.week_marker import WeekRuns
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -72,6 +74,7 @@ __all__ = [
     "StoreUnavailable",
     "SummaryRenderer",
     "SummaryResult",
+    "WeekRuns",
     "WeekTotals",
     "WeeklySummary",
     "audit_now",

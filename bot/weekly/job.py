@@ -39,7 +39,6 @@ def run_weekly(
         now=moment,
         report=report,
         reminders=reminders,
-        once=True,
         sleep=remind_options.get("sleep", time.sleep),
     )
     return reminders, posted
@@ -52,10 +51,11 @@ def weekly_job(
     render_dm: DmRenderer,
     render_summary: SummaryRenderer,
     **remind_options: Any,
-) -> Callable[[], None]:
-    """The scheduler's job: `run_weekly` with a one-line log of what it did."""
+) -> Callable[[], bool]:
+    """The scheduler's job: `run_weekly` with a one-line log of what it did; True when it completed
+    (every DM delivered or accounted for, the summary posted), else the next scheduled time retries."""
 
-    def job() -> None:
+    def job() -> bool:
         reminders, posted = run_weekly(
             services, client, render_dm=render_dm, render_summary=render_summary, **remind_options
         )
@@ -67,5 +67,6 @@ def weekly_job(
             len(reminders.in_doubt),
             "posted" if posted.posted else "already posted" if posted.already_posted else "not posted",
         )
+        return reminders.complete and (posted.posted or posted.already_posted)
 
     return job

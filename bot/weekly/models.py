@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.approvals.in_doubt import InDoubt
 from bot.governance.models import Finding, PrincipalType, TokenAssessment
 
 Block = dict[str, Any]
@@ -126,6 +127,7 @@ class WeeklySummary:
     service_principal_tokens: int
     reminders: ReminderResult | None = None
     attachments_note: str = ""
+    in_doubt: list[InDoubt] = field(default_factory=list)  # approved requests with no known outcome
 
 
 @dataclass(slots=True)

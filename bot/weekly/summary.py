@@ -12,6 +12,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.approvals import ApprovalError
+from bot.approvals.in_doubt import InDoubt, in_doubt_requests
 from bot.errors import ConfigError, GovernanceError
 from bot.governance.models import FINDING_SEVERITY, Finding, FleetReport, TokenAssessment
 from bot.report import to_csv
@@ -79,6 +81,7 @@ def build_summary(
     reminders: ReminderResult | None = None,
     attachments_note: str = "",
     worst: int = 10,
+    in_doubt: Sequence[InDoubt] = (),
 ) -> WeeklySummary:
     """The admin summary's content from the week's audit."""
     return WeeklySummary(
@@ -95,6 +98,7 @@ def build_summary(
         service_principal_tokens=service_principal_tokens,
         reminders=reminders,
         attachments_note=attachments_note,
+        in_doubt=list(in_doubt),
     )
 
 
@@ -111,6 +115,17 @@ def previous_count(previous: WeekTotals | None, finding: Finding) -> int | None:
     return None if previous is None else previous.findings.get(finding.value, 0)
 
 
+def _in_doubt(services: Services) -> list[InDoubt]:
+    """Requests whose outcome is unknown; none listed (and a warning logged) when the store fails."""
+    if services.approvals is None:
+        return []
+    try:
+        return in_doubt_requests(services.approvals)
+    except ApprovalError as exc:
+        log.warning("summary: could not list requests in doubt (%s)", type(exc).__name__)
+        return []
+
+
 def _totals_key(week: str) -> str:
     return f"patbot:summary:totals:{week}"
 
@@ -125,14 +140,15 @@ def summary(
     report: FleetReport | None = None,
     reminders: ReminderResult | None = None,
     owners: SlackOwners | None = None,
-    once: bool = False,
+    force: bool = False,
     chart: bool = True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SummaryResult:
     """Post the admin-channel summary with the full CSV (and a chart) in its thread.
 
     `reminders` (this week's reminder run) supplies the owners not in Slack; without it they are
-    matched here. With `once`, a second call in the same ISO week posts nothing (the scheduled job).
+    matched here. Idempotent per ISO week: a second call in the same week posts nothing
+    (``already_posted``), unless `force` posts again on purpose.
     """
     channel = services.settings.admin_channel
     if channel is None and not dry_run:
@@ -175,6 +191,7 @@ def summary(
         service_principal_tokens=principal_tokens,
         reminders=reminders,
         attachments_note=note,
+        in_doubt=_in_doubt(services),
     )
     message = render_summary(content)
     result = SummaryResult(
@@ -184,7 +201,9 @@ def summary(
         return result
 
     once_key = f"patbot:summary:{week}"
-    if once and not store.set(once_key, "posting", nx=True, ex=int(DEFAULT_LEASE_SECONDS)):
+    # A forced post claims nothing, so failing it never frees a week that was already posted.
+    claimed = not force and bool(store.set(once_key, "posting", nx=True, ex=int(DEFAULT_LEASE_SECONDS)))
+    if not force and not claimed:
         result.already_posted = True
         return result
     try:
@@ -196,20 +215,19 @@ def summary(
             sleep=sleep,
         )
     except SlackApiError as exc:
-        if once:
+        if claimed:
             store.delete(once_key)
         raise SlackUnavailable(
             f"Slack answered {slack_error(exc)} when posting to PATBOT_ADMIN_CHANNEL {channel}"
             + ("; invite patbot to the channel" if slack_error(exc) == "not_in_channel" else "")
         ) from None
     except BaseException:
-        if once:
+        if claimed:
             store.delete(once_key)
         raise
     result.posted = True
     result.ts = str(posted.get("ts") or "") or None
-    if once:
-        store.set(once_key, "posted", ex=MARKER_TTL_SECONDS)
+    store.set(once_key, "posted", ex=MARKER_TTL_SECONDS)
     store.set(_totals_key(week), week_totals(report).to_json(), ex=TOTALS_TTL_SECONDS)
     _attach(client, result, to_csv(report), png, sleep)
     return result

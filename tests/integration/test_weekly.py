@@ -32,7 +32,7 @@ from bot.sandbox.databricks_emulator import (
     EmulatedWorkspace,
 )
 from bot.sandbox.slack_emulator import SlackEmulator
-from bot.scheduler import WEEKLY_JOB_ID, start_scheduler
+from bot.scheduler import CronSchedule, WeeklyScheduler, start_scheduler
 from bot.services import Services, policy_from
 from bot.settings import Settings
 from bot.weekly import (
@@ -41,6 +41,7 @@ from bot.weekly import (
     ReminderLedger,
     ReminderResult,
     SlackOwners,
+    WeekRuns,
     audit_now,
     iso_week,
     plan_reminders,
@@ -573,23 +574,80 @@ def test_cli_dry_run_and_one_line_errors(
     assert err.getvalue().startswith("patbot: cannot reach Redis") and err.getvalue().count("\n") == 1
 
 
-def test_scheduler_follows_the_cron_and_can_be_switched_off() -> None:
+def test_scheduler_follows_the_cron_and_can_be_switched_off(redis_url: str) -> None:
     base: dict[str, Any] = {"databricks_host": "https://placeholder.invalid"}
+    runs = WeekRuns(redis.Redis.from_url(redis_url, decode_responses=True))
     off = Settings(_env_file=None, scheduler="off", **base)  # type: ignore[call-arg]
-    assert start_scheduler(off, lambda: None) is None
+    assert start_scheduler(off, lambda: True, runs) is None
 
     on = Settings(  # type: ignore[call-arg]
         _env_file=None, scheduler="on", reminder_cron="30 8 * * tue", timezone="Europe/Paris", **base
     )
-    scheduler = start_scheduler(on, lambda: None)
+    scheduler = start_scheduler(on, lambda: True, runs)
     assert scheduler is not None
     try:
-        job = scheduler.get_job(WEEKLY_JOB_ID)
-        when = job.next_run_time
+        when = scheduler.schedule.next_after(NOW)
         assert (when.weekday(), when.hour, when.minute) == (1, 8, 30)
         assert str(when.tzinfo) == "Europe/Paris"
     finally:
-        scheduler.shutdown(wait=False)
+        assert scheduler.stop(5)
+
+
+def scheduled_weekly(services: Services, slack: SlackEmulator) -> WeeklyScheduler:
+    """A scheduler of the real weekly job whose scheduled time (every minute) has just passed."""
+    job = weekly_job(
+        services,
+        client_for(slack),
+        render_dm=reminder_message,
+        render_summary=summary_message,
+        sleep=slack.sleep,
+        clock=slack.now,
+    )
+    assert services.redis is not None
+    return WeeklyScheduler(CronSchedule("* * * * *"), job, WeekRuns(services.redis), clock=lambda: NOW)
+
+
+def test_a_restart_after_the_scheduled_time_runs_the_weekly_job_once(
+    slack: SlackEmulator, databricks: DatabricksEmulator, redis_url: str, user_ids: dict[str, str]
+) -> None:
+    first = make_services(slack, databricks, redis_url)
+    assert scheduled_weekly(first, slack).catch_up(), "patbot was down at the scheduled time"
+    assert len(admin_posts(slack)) == 1
+    assert_exactly_one_each(slack, user_ids)
+    assert not WeekRuns(first.redis).done(WEEK), "gamma could not be read: the week stays open"  # type: ignore[arg-type]
+
+    databricks.clear_faults("gamma")
+    restarted = make_services(slack, databricks, redis_url)
+    assert not scheduled_weekly(restarted, slack).catch_up(), "it ran: not a missed week"
+    assert scheduled_weekly(restarted, slack).run_once(), "the next scheduled time retries the week"
+    assert WeekRuns(restarted.redis).done(WEEK)  # type: ignore[arg-type]
+
+    again = make_services(slack, databricks, redis_url)
+    assert not scheduled_weekly(again, slack).catch_up(), "this week's run is done"
+    assert len(admin_posts(slack)) == 1
+    assert_exactly_one_each(slack, user_ids)
+
+
+def test_two_replicas_starting_after_the_scheduled_time_run_the_weekly_job_once(
+    slack: SlackEmulator, databricks: DatabricksEmulator, redis_url: str, user_ids: dict[str, str]
+) -> None:
+    databricks.clear_faults("gamma")
+    replicas = [scheduled_weekly(make_services(slack, databricks, redis_url), slack) for _ in range(2)]
+    ran: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def start(replica: WeeklyScheduler) -> None:
+        barrier.wait()
+        ran.append(replica.catch_up())
+
+    threads = [threading.Thread(target=start, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(ran) == [False, True]
+    assert len(admin_posts(slack)) == 1
+    assert_exactly_one_each(slack, user_ids)
 
 
 def test_remind_refuses_the_embedded_store_except_for_a_dry_run(
@@ -620,3 +678,27 @@ def test_remind_refuses_the_embedded_store_except_for_a_dry_run(
         client=client_for(slack),
     )
     assert "dry run" in out.getvalue() and slack.calls("chat.postMessage") == []
+
+
+def test_summary_command_posts_once_a_week_unless_forced(services: Services, slack: SlackEmulator) -> None:
+    def run(*flags: str) -> tuple[int, str]:
+        out = io.StringIO()
+        args = argparse.Namespace(command="summary", dry_run=False, force="--force" in flags)
+        code = run_weekly_command(services, args, out, io.StringIO(), client=client_for(slack))
+        return code, out.getvalue()
+
+    code, out = run()
+    assert f"Summary for {WEEK} posted to {ADMIN_CHANNEL}" in out and len(admin_posts(slack)) == 1
+    assert code == 2, "gamma could not be read"
+    code, out = run()
+    assert f"The summary for {WEEK} was already posted" in out and len(admin_posts(slack)) == 1
+    _, out = run("--force")
+    assert f"Summary for {WEEK} posted" in out and len(admin_posts(slack)) == 2
+    _, out = run()
+    assert "already posted" in out and len(admin_posts(slack)) == 2
+
+    err = io.StringIO()
+    embedded = services.replace(embedded_store=True)
+    args = argparse.Namespace(command="summary", dry_run=False, force=False)
+    assert run_weekly_command(embedded, args, io.StringIO(), err, client=client_for(slack)) == 2
+    assert err.getvalue().startswith("patbot: REDIS_URL is required for patbot summary")

@@ -188,6 +188,7 @@ def test_values_files_meet_the_schema(path: Path) -> None:
         ({"cronJobs": {"remind": {"schedule": "mondays"}}}, ["cronJobs", "remind", "schedule"]),
         ({"secret": {"extra": {"not a name": "x"}}}, ["secret", "extra"]),
         ({"replicas": 2}, []),  # a typo of replicaCount
+        ({"terminationGracePeriodSeconds": 10}, ["terminationGracePeriodSeconds"]),  # cuts the drain short
     ],
 )
 def test_schema_refuses_bad_values(change: dict[str, Any], where: list[Any]) -> None:
@@ -195,6 +196,15 @@ def test_schema_refuses_bad_values(change: dict[str, Any], where: list[Any]) -> 
     values = merge(load_yaml(CHART / "values.yaml"), change)
     paths = [list(e.absolute_path) for e in jsonschema.Draft7Validator(schema).iter_errors(values)]
     assert where in paths
+
+
+def test_pods_get_longer_than_the_bots_drain_to_stop() -> None:
+    from handlers.serve import SHUTDOWN_GRACE_SECONDS
+
+    grace = load_yaml(CHART / "values.yaml")["terminationGracePeriodSeconds"]
+    assert grace == 30 and grace > SHUTDOWN_GRACE_SECONDS
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    assert "terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}" in template
 
 
 def merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
