@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import fakeredis
 
-from bot.approvals import ApprovalRequest, ApprovalStore, RequestKind, RequestState
+from bot.approvals import ApprovalRequest, ApprovalStore, RequestDraft, RequestKind, RequestState
 from bot.approvals.in_doubt import InDoubt, announce_in_doubt, in_doubt_report
 from handlers.in_doubt_blocks import in_doubt_blocks
 from handlers.weekly_blocks import summary_message
@@ -22,7 +22,7 @@ def store() -> ApprovalStore:
 
 
 def approved(s: ApprovalStore, kind: RequestKind, subject: str, **params: str) -> ApprovalRequest:
-    request = s.create(kind, subject, "https://ws.example.com", "UREQ1", params=params)
+    request = s.create(RequestDraft(kind, subject, "https://ws.example.com", "UREQ1", params=params))
     s.attach_message(request.id, "CADMIN0001", f"1.{subject[:4]}")
     return s.decide(request.id, RequestState.APPROVED, "UAPP1").request
 

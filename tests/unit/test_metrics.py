@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bot.approvals import ApprovalStore, RequestKind, RequestState
+from bot.approvals import ApprovalStore, RequestDraft, RequestKind, RequestState
 from handlers.metrics import Metrics
 
 
@@ -36,8 +36,8 @@ def test_pending_and_in_doubt_are_read_from_the_store_at_scrape_time() -> None:
     store = ApprovalStore(fakeredis.FakeRedis(decode_responses=True), ttl=timedelta(hours=1))
     metrics = Metrics(store)
     assert samples(metrics)["patbot_pending_requests"] == [({}, 0.0)]
-    first = store.create(RequestKind.REVOKE, "a" * 32, "https://ws", "UREQ1")
-    store.create(RequestKind.REVOKE, "b" * 32, "https://ws", "UREQ1")
+    first = store.create(RequestDraft(RequestKind.REVOKE, "a" * 32, "https://ws", "UREQ1"))
+    store.create(RequestDraft(RequestKind.REVOKE, "b" * 32, "https://ws", "UREQ1"))
     store.decide(first.id, RequestState.APPROVED, "UAPP1")  # claimed, no outcome yet: in doubt
     got = samples(metrics)
     assert got["patbot_pending_requests"] == [({}, 1.0)]
