@@ -124,6 +124,19 @@ def snapshot(client) -> dict[str, object]:
     return {_str(k): readers[_str(client.type(k))](k) for k in client.keys("*")}
 
 
+def restore(client, key: str, content) -> None:
+    """Write back what :func:`snapshot` read for one key."""
+    if isinstance(content, str):
+        client.set(key, content)
+    elif isinstance(content, dict):
+        client.hset(key, mapping=content)
+    elif content and isinstance(content[0], tuple) and isinstance(content[0][1], float):
+        client.zadd(key, dict(content))
+    else:
+        for entry_id, fields in content:
+            client.xadd(key, fields, id=entry_id)
+
+
 def clobber(client, key: str) -> None:
     """Give ``key`` the wrong type: a string where a set, a stream or a hash belongs, a hash where a
     string (the guard) belongs. Redis fails a write to it, half-way through a script."""
@@ -654,7 +667,8 @@ class ApprovalMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
-        self.store = ApprovalStore(fakeredis.FakeRedis(decode_responses=True), ttl=TTL, clock=self.clock)
+        self.client = fakeredis.FakeRedis(decode_responses=True)
+        self.store = ApprovalStore(self.client, ttl=TTL, clock=self.clock)
         self.model: dict[str, ApprovalRequest] = {}
         self.state: dict[str, RequestState] = {}
         self.wins: Counter[str] = Counter()
@@ -732,6 +746,40 @@ class ApprovalMachine(RuleBasedStateMachine):
         assert self.state[request_id] is RequestState.APPROVED
         self.outcome.setdefault(request_id, outcome)
         assert stored.outcome == self.outcome[request_id]
+
+    @rule(request_id=requests, op=st.sampled_from(["approved", "denied", "record", "create"]),
+          which=st.sampled_from(["pending", "in-doubt", "guard", "audit"]))  # fmt: skip
+    def fail_half_way(self, request_id, op, which):
+        """Any transition whose script would fail on a write changes nothing at all."""
+        request = self.model[request_id]
+        if (op, which) in {("record", "pending"), ("record", "guard"), ("create", "in-doubt")}:
+            return  # that operation does not write that key
+        key = {
+            "pending": self.store.pending_key,
+            "in-doubt": self.store.in_doubt_key,
+            "guard": self.store.pending_by_key(request.kind, request.subject),
+            "audit": self.store.audit.key,
+        }[which]
+        before = snapshot(self.client)
+        saved = {k: v for k, v in before.items() if k == key}
+        clobber(self.client, key)
+        clobbered = snapshot(self.client)
+        with pytest.raises(StoreUnavailable):
+            if op == "record":
+                self.store.record_outcome(request_id, "revoked")
+            elif op == "create":
+                self.store.create(RequestDraft(request.kind, request.subject, "h", "U1", "why"))
+            else:
+                self.store.decide(request_id, op, "U1")
+        assert snapshot(self.client) == clobbered
+        self.client.delete(key)
+        for value in saved.values():
+            restore(self.client, key, value)
+        assert snapshot(self.client) == before
+
+    @invariant()
+    def bookkeeping_matches_the_hashes(self):
+        assert_bookkeeping(self.store, self.clock.now)
 
     @invariant()
     def store_matches_model(self):
