@@ -5,7 +5,7 @@ Slack-free and Databricks-free: handlers create requests, post the admin message
 then call :meth:`ApprovalStore.record_outcome`. Who may click (approver lists, four eyes) is a policy
 decision made elsewhere; this package guarantees atomicity, expiry and the log.
 
-State machine (every arrow is one atomic Lua script on the request's own hash)::
+State machine (every arrow is one atomic Lua script)::
 
     pending --decide(approved)--> approved --record_outcome--> approved + outcome
     pending --decide(denied)----> denied
@@ -21,23 +21,26 @@ it is *in doubt* (listed by :meth:`ApprovalStore.in_doubt`, visible in the audit
 human checks Databricks. Acting twice is impossible by construction; acting zero times is the
 failure mode, and it is visible.
 
-Key layout (``prefix`` defaults to ``patbot``)::
+Key layout (``prefix`` defaults to ``patbot``; every key carries the hash tag ``{prefix}``)::
 
-    {prefix}:req:{<id>}                 hash   one request (all per-request state; Cluster hash tag)
-    {prefix}:pending-by:<kind>:<subject> string id of the pending request for (kind, subject);
-                                                SET NX PX ttl — the duplicate guard
-    {prefix}:pending                    zset   pending ids scored by expires_at (µs since epoch)
-    {prefix}:in-doubt                   zset   approved ids without an outcome, scored by decided_at
-    {prefix}:audit                      stream the audit log (XADD MAXLEN ~ 100000)
+    {prefix}:req:<id>                    hash   one request; ``_guard`` names its pending-by key
+    {prefix}:pending                     zset   pending ids scored by expires_at (µs since epoch)
+    {prefix}:in-doubt                    zset   approved ids without an outcome, scored by decided_at
+    {prefix}:pending-by:<kind>:<subject> string id of the pending request for (kind, subject): the
+                                                duplicate guard
+    {prefix}:audit                       stream the audit log (XADD MAXLEN ~ 100000)
 
-Redis Cluster: every Lua script touches exactly one key (a request hash, or one pending-by key), so
-each runs in one slot. The cross-slot bookkeeping (the ``pending`` / ``in-doubt`` sorted sets, the
-pending-by key, the audit stream) is done with plain commands *after* the atomic per-request
-transition. It is self-healing: the sweep and :meth:`ApprovalStore.pending` drop ids that are no
-longer pending, and :meth:`ApprovalStore.create` treats a pending-by key pointing at a request that is
-no longer pending (or has expired) as free. Bookkeeping after a transition has happened is
-best-effort: if Redis fails there, the transition still stands and is reported to the caller (the
-missed audit entry is written to the Python log instead), so a winner is never told it lost.
+Each transition (create, decide, expire, record_outcome, attach_message) is ONE Lua script that
+moves the request hash and its bookkeeping together: the ``pending`` / ``in-doubt`` sets, the guard and
+the audit entry change with the hash or not at all. Redis does not roll a failing script back, so each
+script checks everything (down to the type of every key it writes) before its first write. A failure
+before the script runs changes nothing and raises :class:`StoreUnavailable`; a lost reply leaves the
+whole transition done (see retries below).
+
+Deployment: one Redis primary, reached at one address — standalone, Sentinel-fronted (an address that
+always leads to the current primary) or a managed service's primary endpoint. ``connect_redis`` makes
+a plain client: it speaks neither the Sentinel nor the Cluster protocol, so Redis Cluster is not
+supported, even though all keys share one slot.
 
 Retries are safe: each transition carries a random nonce stored on the hash, so a client-level retry
 of a script that already ran (e.g. after a socket timeout) is recognised as the same call.

@@ -1,82 +1,39 @@
-"""The append-only audit log on a Redis stream."""
+"""The append-only audit log on a Redis stream, read side: the store's scripts append to it in the
+same atomic step as the transition they record."""
 
 from __future__ import annotations
 
-import json
-import logging
 from datetime import datetime
 from typing import Any
 
 import redis
 
-from bot.approvals.codec import _EPOCH, _iso, _opt, _pairs, _s
-from bot.approvals.errors import StoreUnavailable, _guard
-from bot.approvals.models import ApprovalRequest, AuditEntry, AuditEvent, Clock, _utcnow
-
-# The package's logger name, unchanged by the split into modules.
-log = logging.getLogger("bot.approvals")
+from bot.approvals.codec import _EPOCH, _hash_tag, _opt, _pairs, _s
+from bot.approvals.errors import _redis_errors
+from bot.approvals.models import AuditEntry
 
 DEFAULT_AUDIT_MAXLEN = 100_000
 
 
 class AuditLog:
-    """Append-only audit log on a Redis stream (``{prefix}:audit``), capped at ~``maxlen`` entries."""
+    """The audit stream ``{<prefix>}:audit``, capped at ~``maxlen`` entries (trimmed on every append)."""
 
     def __init__(
         self,
         client: redis.Redis[Any],
         *,
         prefix: str = "patbot",
-        clock: Clock = _utcnow,
         maxlen: int = DEFAULT_AUDIT_MAXLEN,
     ) -> None:
+        if maxlen <= 0:
+            raise ValueError("the audit log's maxlen must be positive")
         self._redis = client
-        self.key = f"{prefix}:audit"
-        self._clock = clock
-        self._maxlen = maxlen
-
-    def append(
-        self,
-        event: str,
-        request: ApprovalRequest,
-        actor: str | None = None,
-        outcome: str | None = None,
-        detail: str | None = None,
-        *,
-        at: datetime | None = None,
-    ) -> str:
-        """Append one entry; returns its stream id. Raises :class:`StoreUnavailable`."""
-        fields = self._fields(event, request, actor, outcome, detail, at)
-        with _guard():
-            entry_id = self._redis.xadd(self.key, fields, maxlen=self._maxlen, approximate=True)
-        return _s(entry_id)
-
-    def _fields(
-        self,
-        event: str,
-        request: ApprovalRequest,
-        actor: str | None,
-        outcome: str | None,
-        detail: str | None,
-        at: datetime | None,
-    ) -> dict[str, str]:
-        return {
-            "event": str(event),
-            "time": _iso(at or self._clock()),
-            "request_id": request.id,
-            "kind": str(request.kind),
-            "subject": request.subject,
-            "workspace": request.workspace,
-            "requester": request.requester,
-            "actor": actor or "",
-            "outcome": outcome or "",
-            "detail": detail or "",
-            "reason": request.reason if event == AuditEvent.CREATED else "",
-        }
+        self.key = f"{_hash_tag(prefix)}:audit"
+        self.maxlen = maxlen
 
     def entries(self, count: int | None = None) -> list[AuditEntry]:
         """The whole log, or its latest ``count`` entries; oldest first. Raises StoreUnavailable."""
-        with _guard():
+        with _redis_errors():
             if count is None:
                 raw = self._redis.xrange(self.key)
             else:
@@ -102,20 +59,3 @@ class AuditLog:
             reason=_opt(f, "reason"),
             extra={k: v for k, v in f.items() if k not in known},
         )
-
-    def append_best_effort(
-        self,
-        event: str,
-        request: ApprovalRequest,
-        actor: str | None = None,
-        outcome: str | None = None,
-        detail: str | None = None,
-        *,
-        at: datetime | None = None,
-    ) -> None:
-        """Append, and if Redis fails write the entry to the Python log instead of raising."""
-        try:
-            self.append(event, request, actor, outcome, detail, at=at)
-        except StoreUnavailable:
-            fields = self._fields(event, request, actor, outcome, detail, at)
-            log.error("audit log unavailable; entry not stored in Redis: %s", json.dumps(fields))

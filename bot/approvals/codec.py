@@ -55,6 +55,13 @@ def _opt_dt(fields: Mapping[str, str], name: str) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _hash_tag(prefix: str) -> str:
+    """``{prefix}``: every key of one store carries it, so every key lives in one hash slot."""
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise ValueError("the key prefix must be non-empty and contain no braces")
+    return f"{{{prefix}}}"
+
+
 def _new_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
 

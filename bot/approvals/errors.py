@@ -1,8 +1,9 @@
 """The approval errors (each with a ``user_message`` safe to show in Slack), and the one place that
-maps "Redis is not answering" onto :class:`StoreUnavailable`."""
+maps "Redis is not answering" (or a key of the wrong type) onto :class:`StoreUnavailable`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,6 +12,9 @@ import redis.exceptions
 
 from bot.approvals.models import ApprovalRequest, RequestKind, RequestState
 from bot.errors import GovernanceError
+
+# The package's logger name, unchanged by the split into modules.
+log = logging.getLogger("bot.approvals")
 
 
 class ApprovalError(GovernanceError):
@@ -95,8 +99,6 @@ _UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,  # includes BusyLoadingError
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
     redis.exceptions.MasterDownError,
     ConnectionError,  # builtin: socket-level errors that escape redis-py
     TimeoutError,
@@ -104,11 +106,18 @@ _UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 
 
 @contextmanager
-def _guard() -> Iterator[None]:
-    """Map every "Redis is not answering" error onto :class:`StoreUnavailable`."""
+def _redis_errors() -> Iterator[None]:
+    """Map every "Redis is not answering" error onto :class:`StoreUnavailable`, and so a key of the
+    store holding the wrong type: reads fail on it, and the scripts check every key's type before
+    their first write, so nothing was changed."""
     try:
         yield
     except _UNAVAILABLE_ERRORS as exc:
+        raise StoreUnavailable() from exc
+    except redis.exceptions.ResponseError as exc:
+        if not str(exc).startswith("WRONGTYPE"):
+            raise
+        log.error("approvals store: a key holds the wrong type; nothing was changed: %s", exc)
         raise StoreUnavailable() from exc
 
 

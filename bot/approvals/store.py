@@ -5,28 +5,36 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 
 from bot.approvals.audit_log import AuditLog
-from bot.approvals.codec import _aware, _iso, _new_id, _pairs, _request_from_hash, _s, _us, _valid_id
+from bot.approvals.codec import (
+    _aware,
+    _hash_tag,
+    _iso,
+    _new_id,
+    _pairs,
+    _request_from_hash,
+    _s,
+    _us,
+    _valid_id,
+)
 from bot.approvals.errors import (
-    _UNAVAILABLE_ERRORS,
     AlreadyDecided,
     DuplicateRequest,
     InvalidTransition,
     RequestExpired,
     RequestNotFound,
     StoreUnavailable,
-    _guard,
+    _redis_errors,
 )
 from bot.approvals.models import (
     DECISIONS,
     ApprovalRequest,
-    AuditEvent,
     Clock,
     RequestDraft,
     RequestKind,
@@ -34,19 +42,15 @@ from bot.approvals.models import (
     Transition,
     _utcnow,
 )
-from bot.approvals.scripts import (
-    _ATTACH_LUA,
-    _CREATE_LUA,
-    _INDEX_CAS_LUA,
-    _INDEX_RELEASE_LUA,
-    _OUTCOME_LUA,
-    _TRANSITION_LUA,
-)
+from bot.approvals.scripts import _ATTACH_LUA, _CREATE_LUA, _OUTCOME_LUA, _TRANSITION_LUA
 
 # The package's logger name, unchanged by the split into modules.
 log = logging.getLogger("bot.approvals")
 
 DEFAULT_RETENTION = timedelta(days=30)
+
+# How often create() reads the guard again after another create changed it under its feet.
+_CREATE_ATTEMPTS = 16
 
 
 class ApprovalStore:
@@ -67,32 +71,31 @@ class ApprovalStore:
             raise ValueError("approval TTL must be positive")
         self._redis = client
         self._clock = clock
+        self._tag = _hash_tag(prefix)
         self.prefix = prefix
         self.ttl = ttl
         self.retention = retention
-        self.audit = audit if audit is not None else AuditLog(client, prefix=prefix, clock=clock)
+        self.audit = audit if audit is not None else AuditLog(client, prefix=prefix)
         self._create_script = client.register_script(_CREATE_LUA)
         self._transition_script = client.register_script(_TRANSITION_LUA)
         self._outcome_script = client.register_script(_OUTCOME_LUA)
         self._attach_script = client.register_script(_ATTACH_LUA)
-        self._index_cas_script = client.register_script(_INDEX_CAS_LUA)
-        self._index_release_script = client.register_script(_INDEX_RELEASE_LUA)
 
-    # -- keys
+    # -- keys: all share the hash tag {prefix}
 
     def request_key(self, request_id: str) -> str:
-        return f"{self.prefix}:req:{{{request_id}}}"
+        return f"{self._tag}:req:{request_id}"
 
     def pending_by_key(self, kind: RequestKind | str, subject: str) -> str:
-        return f"{self.prefix}:pending-by:{RequestKind(kind)}:{subject}"
+        return f"{self._tag}:pending-by:{RequestKind(kind)}:{subject}"
 
     @property
     def pending_key(self) -> str:
-        return f"{self.prefix}:pending"
+        return f"{self._tag}:pending"
 
     @property
     def in_doubt_key(self) -> str:
-        return f"{self.prefix}:in-doubt"
+        return f"{self._tag}:in-doubt"
 
     # -- time
 
@@ -106,100 +109,76 @@ class ApprovalStore:
     # -- create
 
     def create(self, draft: RequestDraft, *, now: datetime | None = None) -> ApprovalRequest:
-        """Store a new pending request and log it.
+        """Store a new pending request and log it, in one atomic script.
 
         Raises :class:`DuplicateRequest` (carrying the existing request) while a pending, unexpired
         request of the same kind for the same subject exists, and :class:`StoreUnavailable`.
 
-        Order of writes: the request hash (with a safety expiry), then the ``pending`` zset entry, then
-        the pending-by key (SET NX, or compare-and-swap over a stale one). Whoever holds the pending-by
-        key owns (kind, subject); a loser deletes its hash again. Because the hash is written before any
-        pending-by key can name it, "the named request is not pending / expired / missing" can only
-        become true once and stay true, so replacing such a stale key is safe.
+        The (kind, subject) guard key names the request that holds it. A script may only touch the keys
+        it is given, so the holder's id is read first and its hash passed in; the script checks that
+        the guard still names that holder (else this reads the new holder and tries again), refuses a
+        live holder, and replaces a stale one (decided, expired or gone).
         """
         if not draft.subject:
             raise ValueError("subject must not be empty")
         created_at = self._now(now)
-        ttl_ms = max(1, self.ttl // timedelta(milliseconds=1))
-        with _guard():
-            request = self._write_new(draft, created_at, ttl_ms)
-            key = self.request_key(request.id)
-            claimed = False
-            try:
-                self._redis.zadd(self.pending_key, {request.id: _us(request.expires_at)})
-                claimed = self._claim_subject(request, created_at, ttl_ms)
-            finally:
-                if not claimed:
-                    self._discard(request.id, key)
-        self.audit.append_best_effort(AuditEvent.CREATED, request, actor=draft.requester, at=created_at)
-        return request
-
-    def _write_new(self, draft: RequestDraft, created_at: datetime, ttl_ms: int) -> ApprovalRequest:
-        nonce = secrets.token_hex(8)
-        params = {str(k): str(v) for k, v in draft.params.items()}
         expires_at = created_at + self.ttl
-        for _ in range(8):
-            request = ApprovalRequest(
-                id=_new_id(),
-                kind=RequestKind(draft.kind),
-                subject=draft.subject,
-                workspace=draft.workspace,
-                requester=draft.requester,
-                reason=draft.reason,
-                params=params,
-                created_at=created_at,
-                expires_at=expires_at,
-                owner=draft.owner,
-                self_service=draft.self_service,
-            )
-            fields = {
-                "id": request.id,
-                "kind": str(request.kind),
-                "subject": request.subject,
-                "workspace": request.workspace,
-                "requester": request.requester,
-                "reason": request.reason,
-                "params": json.dumps(params, sort_keys=True),
-                "created_at": _iso(created_at),
-                "expires_at": _iso(expires_at),
-                "expires_at_us": str(_us(expires_at)),
-                "state": str(RequestState.PENDING),
-                "owner": request.owner or "",
-                "self_service": "1" if request.self_service else "",
-            }
-            args: list[str] = [nonce, str(ttl_ms + self._retention_ms)]
-            for name, value in fields.items():
-                args += [name, value]
-            if int(self._create_script(keys=[self.request_key(request.id)], args=args)) == 1:
-                return request
-        raise RuntimeError("could not allocate a unique approval request id")  # pragma: no cover
-
-    def _claim_subject(self, request: ApprovalRequest, now: datetime, ttl_ms: int) -> bool:
-        """Make ``request`` the holder of its pending-by key, or raise DuplicateRequest."""
-        index = self.pending_by_key(request.kind, request.subject)
-        for _ in range(16):
-            if self._redis.set(index, request.id, nx=True, px=ttl_ms):
-                return True
-            holder = self._redis.get(index)
-            if holder is None:
-                continue  # expired between SET NX and GET: try again
-            holder_id = _s(holder)
-            if holder_id == request.id:
-                return True  # a retried SET that had succeeded
-            existing = self._load(holder_id) if _valid_id(holder_id) else None
-            if existing is not None and existing.state is RequestState.PENDING and now < existing.expires_at:
-                raise DuplicateRequest(existing)
-            if int(self._index_cas_script(keys=[index], args=[holder_id, request.id, ttl_ms])) == 1:
-                return True
+        request = ApprovalRequest(
+            id=_new_id(),
+            kind=RequestKind(draft.kind),
+            subject=draft.subject,
+            workspace=draft.workspace,
+            requester=draft.requester,
+            reason=draft.reason,
+            params={str(k): str(v) for k, v in draft.params.items()},
+            created_at=created_at,
+            expires_at=expires_at,
+            owner=draft.owner,
+            self_service=draft.self_service,
+        )
+        guard = self.pending_by_key(request.kind, request.subject)
+        nonce = secrets.token_hex(8)
+        # A pending hash and its guard outlive the TTL by the retention, in case no sweep ever runs.
+        keep_ms = max(1, self.ttl // timedelta(milliseconds=1)) + self._retention_ms
+        with _redis_errors():
+            holder = _s(self._redis.get(guard) or "")
+            for _ in range(_CREATE_ATTEMPTS):
+                keys = [self.request_key(request.id), self.pending_key, guard, self.audit.key]
+                if _valid_id(holder):
+                    keys.append(self.request_key(holder))
+                args: list[str | int] = [request.id, nonce, holder, _us(created_at), _iso(created_at)]
+                args += [_us(expires_at), keep_ms, self.audit.maxlen]
+                for name, value in self._hash_fields(request).items():
+                    args += [name, value]
+                reply = self._create_script(keys=keys, args=args)
+                status = _s(reply[0])
+                if status == "created":
+                    return request
+                if status == "duplicate":
+                    raise DuplicateRequest(_request_from_hash(_pairs(reply[1])))
+                if status == "moved":
+                    holder = _s(reply[1])
+                else:  # id_taken
+                    request = replace(request, id=_new_id())
         raise StoreUnavailable()  # pragma: no cover - sixteen lost races in a row
 
-    def _discard(self, request_id: str, key: str) -> None:
-        """Best-effort removal of a request that never became visible (duplicate or failed create)."""
-        try:
-            self._redis.delete(key)
-            self._redis.zrem(self.pending_key, request_id)
-        except _UNAVAILABLE_ERRORS:
-            log.warning("could not discard unclaimed approval request %s; it will expire", request_id)
+    @staticmethod
+    def _hash_fields(request: ApprovalRequest) -> dict[str, str]:
+        return {
+            "id": request.id,
+            "kind": str(request.kind),
+            "subject": request.subject,
+            "workspace": request.workspace,
+            "requester": request.requester,
+            "reason": request.reason,
+            "params": json.dumps(request.params, sort_keys=True),
+            "created_at": _iso(request.created_at),
+            "expires_at": _iso(request.expires_at),
+            "expires_at_us": str(_us(request.expires_at)),
+            "state": str(RequestState.PENDING),
+            "owner": request.owner or "",
+            "self_service": "1" if request.self_service else "",
+        }
 
     # -- read
 
@@ -211,21 +190,17 @@ class ApprovalStore:
         """The request with this id; raises :class:`RequestNotFound` or :class:`StoreUnavailable`."""
         if not _valid_id(request_id):
             raise RequestNotFound(request_id)
-        with _guard():
+        with _redis_errors():
             request = self._load(request_id)
         if request is None:
             raise RequestNotFound(request_id)
         return request
 
-    def _load_many(self, ids: list[str]) -> list[tuple[str, ApprovalRequest | None]]:
+    def _load_many(self, ids: list[str]) -> list[ApprovalRequest | None]:
         pipe = self._redis.pipeline(transaction=False)
         for request_id in ids:
             pipe.hgetall(self.request_key(request_id))
-        results = pipe.execute()
-        return [
-            (request_id, _request_from_hash(f) if (f := _pairs(raw)) else None)
-            for request_id, raw in zip(ids, results, strict=True)
-        ]
+        return [_request_from_hash(f) if (f := _pairs(raw)) else None for raw in pipe.execute()]
 
     def pending(self, *, now: datetime | None = None) -> list[ApprovalRequest]:
         """Pending requests that have not reached their expiry yet, soonest expiry first.
@@ -233,18 +208,12 @@ class ApprovalStore:
         Requests past their expiry but not swept yet are left out (``expire_due`` reports them).
         """
         current = self._now(now)
-        with _guard():
+        with _redis_errors():
             ids = [_s(i) for i in self._redis.zrange(self.pending_key, 0, -1)]
             loaded = self._load_many(ids)
-        result = []
-        stale = []
-        for request_id, request in loaded:
-            if request is None or request.state is not RequestState.PENDING:
-                stale.append(request_id)
-            elif current < request.expires_at:
-                result.append(request)
-        self._forget_pending(stale)
-        return result
+        return [
+            r for r in loaded if r is not None and r.state is RequestState.PENDING and current < r.expires_at
+        ]
 
     def in_doubt(self) -> list[ApprovalRequest]:
         """Approved (claimed) requests with no outcome recorded, oldest claim first.
@@ -252,25 +221,32 @@ class ApprovalStore:
         A request is here for the few seconds its winner is acting, and forever if the winner crashed
         before :meth:`record_outcome`: someone must then check Databricks by hand.
         """
-        with _guard():
+        with _redis_errors():
             ids = [_s(i) for i in self._redis.zrange(self.in_doubt_key, 0, -1)]
             loaded = self._load_many(ids)
-        result = []
-        for request_id, request in loaded:
-            if request is not None and request.in_doubt:
-                result.append(request)
-            else:
-                self._best_effort(self._redis.zrem, self.in_doubt_key, request_id)
-        return result
+        return [r for r in loaded if r is not None and r.in_doubt]
 
     # -- transitions
 
-    def _run_transition(self, request_id: str, mode: str, actor: str, now: datetime) -> tuple[str, Any]:
-        reply = self._transition_script(
-            keys=[self.request_key(request_id)],
-            args=[mode, actor, _us(now), _iso(now), self._retention_ms, secrets.token_hex(8)],
-        )
-        return _s(reply[0]), reply[1]
+    def _transition(self, request_id: str, mode: str, actor: str, now: datetime) -> tuple[str, Any]:
+        """Run the transition script: the hash, pending, in-doubt, the guard and the audit entry.
+
+        The guard's key name is stored in the hash at creation; it is read first so the script can be
+        given it, and the script checks it.
+        """
+        key = self.request_key(request_id)
+        args = [request_id, mode, actor, _us(now), _iso(now), self._retention_ms, secrets.token_hex(8)]
+        args.append(self.audit.maxlen)
+        for _ in range(3):
+            guard = self._redis.hget(key, "_guard")
+            keys = [key, self.pending_key, self.in_doubt_key, self.audit.key]
+            if guard is not None:
+                keys.append(_s(guard))
+            reply = self._transition_script(keys=keys, args=args)
+            status = _s(reply[0])
+            if status != "moved":
+                return status, reply[1]
+        raise StoreUnavailable()  # pragma: no cover - a hash's guard name never changes
 
     def decide(
         self,
@@ -295,16 +271,14 @@ class ApprovalStore:
         if not _valid_id(request_id):
             raise RequestNotFound(request_id)
         current = self._now(now)
-        with _guard():
-            status, raw = self._run_transition(request_id, str(state), actor, current)
+        with _redis_errors():
+            status, raw = self._transition(request_id, str(state), actor, current)
         if status == "missing":
             raise RequestNotFound(request_id)
         request = _request_from_hash(_pairs(raw))
         if status == "won":
-            self._after_leaving_pending(request, current)
             return Transition(request=request)
         if status == "expired":
-            self._after_leaving_pending(request, current)
             raise RequestExpired(request, transitioned=True)
         if request.state is RequestState.EXPIRED:
             raise RequestExpired(request, transitioned=False)
@@ -317,13 +291,13 @@ class ApprovalStore:
         request expired concurrently by another replica is reported by that replica only.
         """
         current = self._now(now)
-        with _guard():
+        with _redis_errors():
             due = [_s(i) for i in self._redis.zrangebyscore(self.pending_key, "-inf", _us(current))]
         expired: list[ApprovalRequest] = []
         for request_id in due:
             try:
-                with _guard():
-                    status, raw = self._run_transition(request_id, "sweep", "", current)
+                with _redis_errors():
+                    status, raw = self._transition(request_id, "sweep", "", current)
             except StoreUnavailable:
                 if not expired:
                     raise
@@ -331,36 +305,8 @@ class ApprovalStore:
                 log.warning("Redis failed mid-sweep; %d request(s) expired before the failure", len(expired))
                 break
             if status == "expired":
-                request = _request_from_hash(_pairs(raw))
-                self._after_leaving_pending(request, current)
-                expired.append(request)
-            elif status in ("missing", "already"):
-                self._forget_pending([request_id])
+                expired.append(_request_from_hash(_pairs(raw)))
         return expired
-
-    def _after_leaving_pending(self, request: ApprovalRequest, now: datetime) -> None:
-        """Cross-slot bookkeeping after the atomic transition; best-effort, never raises."""
-        self._forget_pending([request.id])
-        self._best_effort(
-            self._index_release_script,
-            keys=[self.pending_by_key(request.kind, request.subject)],
-            args=[request.id],
-        )
-        if request.state is RequestState.APPROVED:
-            self._best_effort(self._redis.zadd, self.in_doubt_key, {request.id: _us(now)})
-        event = AuditEvent(str(request.state))
-        self.audit.append_best_effort(event, request, actor=request.decided_by, at=now)
-
-    def _forget_pending(self, ids: list[str]) -> None:
-        if ids:
-            self._best_effort(self._redis.zrem, self.pending_key, *ids)
-
-    @staticmethod
-    def _best_effort(func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        try:
-            func(*args, **kwargs)
-        except _UNAVAILABLE_ERRORS as exc:
-            log.warning("approvals bookkeeping skipped (Redis unavailable): %s", exc)
 
     # -- outcome and message
 
@@ -384,10 +330,17 @@ class ApprovalStore:
         if not _valid_id(request_id):
             raise RequestNotFound(request_id)
         current = self._now(now)
-        with _guard():
+        with _redis_errors():
             reply = self._outcome_script(
-                keys=[self.request_key(request_id)],
-                args=[outcome, detail or "", _iso(current), self._retention_ms],
+                keys=[self.request_key(request_id), self.in_doubt_key, self.audit.key],
+                args=[
+                    request_id,
+                    outcome,
+                    detail or "",
+                    _iso(current),
+                    self._retention_ms,
+                    self.audit.maxlen,
+                ],
             )
         status, raw = _s(reply[0]), reply[1]
         if status == "missing":
@@ -395,17 +348,7 @@ class ApprovalStore:
         request = _request_from_hash(_pairs(raw))
         if status == "bad_state":
             raise InvalidTransition(request)
-        if status == "recorded":
-            self._best_effort(self._redis.zrem, self.in_doubt_key, request_id)
-            self.audit.append_best_effort(
-                AuditEvent.OUTCOME,
-                request,
-                actor=request.decided_by,
-                outcome=outcome,
-                detail=detail,
-                at=current,
-            )
-        elif request.outcome != outcome or request.outcome_detail != (detail or None):
+        if status == "already" and (request.outcome != outcome or request.outcome_detail != (detail or None)):
             log.warning(
                 "request %s already has outcome %r; ignoring %r", request_id, request.outcome, outcome
             )
@@ -415,7 +358,7 @@ class ApprovalStore:
         """Remember where the admin-channel message of this request lives (any state)."""
         if not _valid_id(request_id):
             raise RequestNotFound(request_id)
-        with _guard():
+        with _redis_errors():
             reply = self._attach_script(keys=[self.request_key(request_id)], args=[channel, ts])
         if _s(reply[0]) == "missing":
             raise RequestNotFound(request_id)

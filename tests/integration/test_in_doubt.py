@@ -35,7 +35,7 @@ def bob_token(databricks: DatabricksEmulator) -> str:
 
 def claimed(redis_url: str) -> list[str]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    return list(client.zrange("patbot:in-doubt", 0, -1))
+    return list(client.zrange("{patbot}:in-doubt", 0, -1))
 
 
 def patbot_log(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -80,6 +80,74 @@ def events(store: ApprovalStore, request_id: str | None = None) -> list[str]:
     return [e.event for e in store.audit.entries() if request_id is None or e.request_id == request_id]
 
 
+def _str(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def assert_bookkeeping(store: ApprovalStore, now: datetime) -> None:
+    """The pending and in-doubt sets, the pending-by guards and the audit stream agree with the request
+    hashes, read straight from Redis."""
+    r = store._redis
+    hashes = {}
+    for key in r.scan_iter(match=store.request_key("*")):
+        fields = {_str(k): _str(v) for k, v in r.hgetall(key).items()}
+        hashes[fields["id"]] = fields
+    pending = {_str(m): int(s) for m, s in r.zrange(store.pending_key, 0, -1, withscores=True)}
+    assert pending == {i: int(f["expires_at_us"]) for i, f in hashes.items() if f["state"] == "pending"}
+    in_doubt = {_str(m) for m in r.zrange(store.in_doubt_key, 0, -1)}
+    assert in_doubt == {i for i, f in hashes.items() if f["state"] == "approved" and not f.get("outcome")}
+    guard_pattern = store.pending_by_key("revoke", "*").replace(":revoke:", ":")
+    guards = {_str(k): _str(r.get(k)) for k in r.scan_iter(match=guard_pattern)}
+    for key, holder in guards.items():
+        assert hashes[holder]["state"] == "pending", f"{key} names a request that is not pending"
+        assert store.pending_by_key(hashes[holder]["kind"], hashes[holder]["subject"]) == key
+    for request_id, f in hashes.items():
+        if f["state"] == "pending" and now < datetime.fromisoformat(f["expires_at"]):
+            assert guards[store.pending_by_key(f["kind"], f["subject"])] == request_id
+    logged: dict[str, list[str]] = defaultdict(list)
+    for entry in store.audit.entries():
+        logged[entry.request_id].append(entry.event)
+    assert set(logged) == set(hashes)
+    for request_id, f in hashes.items():
+        expected = ["created"] + ([] if f["state"] == "pending" else [f["state"]])
+        assert logged[request_id] == expected + (["outcome"] if f.get("outcome") else [])
+
+
+def snapshot(client) -> dict[str, object]:
+    """Every key and its whole content (TTLs left out: they tick in real time)."""
+    readers = {
+        "string": client.get,
+        "hash": client.hgetall,
+        "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+        "stream": client.xrange,
+    }
+    return {_str(k): readers[_str(client.type(k))](k) for k in client.keys("*")}
+
+
+def restore(client, key: str, content) -> None:
+    """Write back what :func:`snapshot` read for one key."""
+    if isinstance(content, str):
+        client.set(key, content)
+    elif isinstance(content, dict):
+        client.hset(key, mapping=content)
+    elif content and isinstance(content[0], tuple) and isinstance(content[0][1], float):
+        client.zadd(key, dict(content))
+    else:
+        for entry_id, fields in content:
+            client.xadd(key, fields, id=entry_id)
+
+
+def clobber(client, key: str) -> None:
+    """Give ``key`` the wrong type: a string where a set, a stream or a hash belongs, a hash where a
+    string (the guard) belongs. Redis fails a write to it, half-way through a script."""
+    existing = _str(client.type(key))
+    client.delete(key)
+    if existing == "string" or key.split(":")[1] == "pending-by":
+        client.hset(key, "not", "a string")
+    else:
+        client.set(key, "not a " + existing)
+
+
 # ------------------------------------------------------------------------------------------ create
 
 
@@ -136,7 +204,8 @@ def test_duplicate_pending_request_is_refused(store):
     assert len(store.pending()) == 1
     assert events(store) == ["created"]
     # nothing of the refused request was left behind
-    assert sorted(store._redis.keys(f"{store.prefix}:req:*")) == [store.request_key(first.id)]
+    assert sorted(store._redis.keys(store.request_key("*"))) == [store.request_key(first.id)]
+    assert_bookkeeping(store, T0)
 
 
 def test_duplicate_check_is_per_kind_and_subject(store):
@@ -176,14 +245,15 @@ def test_a_stale_pending_index_does_not_block(store, client):
     new(store, subject="tok-x")
 
 
-def test_a_failed_create_leaves_nothing_behind(store, client, monkeypatch):
-    def boom(*args, **kwargs):
-        raise StoreUnavailable()
-
-    monkeypatch.setattr(store, "_claim_subject", boom)
-    with pytest.raises(StoreUnavailable):
-        new(store)
-    assert client.keys("*") == []
+def test_a_stale_holder_is_replaced_in_one_step(store, client, clock):
+    first = new(store)
+    clock.advance(TTL)  # first is past its expiry, not swept: the guard still names it
+    second = new(store)
+    assert client.get(store.pending_by_key("revoke", first.subject)) == second.id
+    assert_bookkeeping(store, clock.now)
+    assert [r.id for r in store.expire_due()] == [first.id]
+    assert client.get(store.pending_by_key("revoke", first.subject)) == second.id  # not released
+    assert_bookkeeping(store, clock.now)
 
 
 # ----------------------------------------------------------------------------------------- decide
@@ -277,14 +347,28 @@ def test_naive_datetimes_are_refused(store):
         new(store, now=datetime(2025, 1, 1))
 
 
-def test_a_retried_transition_is_recognised_as_the_same_call(store):
-    """A client-level retry (same nonce) of a script that already ran must still report the win."""
+def test_a_retried_transition_is_recognised_as_the_same_call(store, client):
+    """A client-level retry (same nonce) of a script that already ran must still report the win, and
+    must not do the bookkeeping twice."""
     request = new(store)
     key = store.request_key(request.id)
-    args = ["approved", "U_APP", "1741000000000000", "2025-03-03T11:06:40+00:00", 1000, "nonce-1"]
-    assert store._transition_script(keys=[key], args=args)[0] == "won"
-    assert store._transition_script(keys=[key], args=args)[0] == "won"
-    assert store._transition_script(keys=[key], args=[*args[:5], "nonce-2"])[0] == "already"
+    keys = [key, store.pending_key, store.in_doubt_key, store.audit.key, client.hget(key, "_guard")]
+    args = [request.id, "approved", "U_APP", "1741000000000000", "2025-03-03T11:06:40+00:00", 1000]
+    assert store._transition_script(keys=keys, args=[*args, "nonce-1", 100])[0] == "won"
+    assert store._transition_script(keys=keys, args=[*args, "nonce-1", 100])[0] == "won"
+    assert store._transition_script(keys=keys, args=[*args, "nonce-2", 100])[0] == "already"
+    assert events(store) == ["created", "approved"]
+    assert_bookkeeping(store, T0)
+
+
+def test_a_transition_checks_the_guard_it_is_given(store, client):
+    request = new(store)
+    keys = [store.request_key(request.id), store.pending_key, store.in_doubt_key, store.audit.key]
+    other = store.pending_by_key("revoke", "some-other-token")
+    args = [request.id, "approved", "U_APP", "1741000000000000", "2025-03-03T11:06:40+00:00", 1000, "n", 100]
+    assert store._transition_script(keys=[*keys, other], args=args)[0] == "moved"
+    assert store.get(request.id).state is RequestState.PENDING
+    assert_bookkeeping(store, T0)
 
 
 # ------------------------------------------------------------------------------------------ sweep
@@ -316,23 +400,21 @@ def test_expire_due_sweeps_exactly_the_due_requests(store, clock):
     assert Counter(events(store)) == Counter({"created": 3, "expired": 2, "denied": 1})
 
 
-def test_expire_due_cleans_stale_index_entries(store, client, clock):
+def test_the_sweep_drops_the_entry_of_a_request_that_is_gone(store, client, clock):
     a = new(store, subject="tok-a")
-    client.delete(store.request_key(a.id))
-    b = new(store, subject="tok-b")
-    client.hset(store.request_key(b.id), "state", "denied")  # left pending set without bookkeeping
+    client.delete(store.request_key(a.id))  # as if its keep time had passed without a sweep
     clock.advance(TTL * 2)
     assert store.expire_due() == []
     assert client.zcard(store.pending_key) == 0
 
 
-def test_pending_lists_soonest_expiry_first_and_heals(store, client, clock):
+def test_pending_lists_soonest_expiry_first(store, client, clock):
     a = new(store, subject="tok-a")
     clock.advance(timedelta(minutes=1))
     b = new(store, subject="tok-b")
+    assert [r.id for r in store.pending()] == [a.id, b.id]
     client.delete(store.request_key(a.id))
     assert [r.id for r in store.pending()] == [b.id]
-    assert client.zrange(store.pending_key, 0, -1) == [b.id]
 
 
 # ------------------------------------------------------------------------------- outcome & message
@@ -407,17 +489,25 @@ def test_retention_of_request_hashes(store, client, clock):
     assert 0 < client.pttl(store.request_key(denied.id)) <= store.retention // timedelta(milliseconds=1)
 
 
-def test_key_layout_uses_one_hash_tag_per_request(store, client):
+def test_key_layout_puts_every_key_under_one_hash_tag(store, client):
     request = new(store)
-    assert store.request_key(request.id) == f"patbot:req:{{{request.id}}}"
+    store.decide(request.id, "approved", "U_APP")
+    second = new(store)
+    guard = f"{{patbot}}:pending-by:revoke:{request.subject}"
     assert set(client.keys("*")) == {
-        f"patbot:req:{{{request.id}}}",
-        f"patbot:pending-by:revoke:{request.subject}",
-        "patbot:pending",
-        "patbot:audit",
+        f"{{patbot}}:req:{request.id}",
+        f"{{patbot}}:req:{second.id}",
+        guard,
+        "{patbot}:pending",
+        "{patbot}:in-doubt",
+        "{patbot}:audit",
     }
+    assert client.hget(store.request_key(second.id), "_guard") == guard
     other = ApprovalStore(client, ttl=TTL, prefix="other")
-    assert other.request_key("x") == "other:req:{x}"
+    assert (other.request_key("x"), other.audit.key) == ("{other}:req:x", "{other}:audit")
+    for bad in ("", "a{b", "c}"):
+        with pytest.raises(ValueError):
+            ApprovalStore(client, ttl=TTL, prefix=bad)
 
 
 def test_works_with_a_bytes_client(server, clock):
@@ -448,27 +538,57 @@ def test_audit_entries_oldest_first_and_latest_n(store):
 
 
 def test_audit_log_is_capped(client, clock):
-    audit = AuditLog(client, clock=clock, maxlen=50)
-    request = ApprovalRequest(
-        id="AAAAAAAAAA", kind=RequestKind.POLICY, subject="workspace:h", workspace="h", requester="U",
-        reason="", params={}, created_at=T0, expires_at=T0 + TTL,
-    )  # fmt: skip
-    for _ in range(500):
-        audit.append("created", request)
-    assert 50 <= len(audit.entries()) < 500
+    store = ApprovalStore(client, ttl=TTL, clock=clock, audit=AuditLog(client, maxlen=50))
+    for i in range(300):
+        new(store, subject=f"tok-{i}")
+    assert 50 <= len(store.audit.entries()) < 300
 
 
-def test_audit_failure_after_a_win_still_reports_the_win(store, monkeypatch, caplog):
-    request = new(store)
+# -------------------------------------------------------------------------------------- atomicity
 
-    def down(*args, **kwargs):
-        raise StoreUnavailable()
+# (operation, a bookkeeping key it must write besides the request hash)
+WRITES = [
+    (op, key)
+    for op, keys in {
+        "create": ["pending", "guard", "audit"],
+        "approve": ["pending", "in-doubt", "guard", "audit"],
+        "deny": ["pending", "in-doubt", "guard", "audit"],
+        "expire-on-click": ["pending", "in-doubt", "guard", "audit"],
+        "sweep": ["pending", "in-doubt", "guard", "audit"],
+        "outcome": ["in-doubt", "audit"],
+    }.items()
+    for key in keys
+]
 
-    monkeypatch.setattr(store.audit, "append", down)
-    with caplog.at_level(logging.ERROR, logger="bot.approvals"):
-        transition = store.decide(request.id, "approved", "U_APP")
-    assert transition.state is RequestState.APPROVED
-    assert request.id in caplog.text and "audit log unavailable" in caplog.text
+
+@pytest.mark.parametrize(("op", "which"), WRITES)
+def test_a_transition_that_cannot_write_its_bookkeeping_changes_nothing(store, client, clock, op, which):
+    """Redis does not roll back a script that fails half-way: the scripts must check before writing."""
+    claimed = new(store, subject="tok-claimed")
+    store.decide(claimed.id, "approved", "U_APP")  # in doubt: the outcome has something to record
+    request = claimed if op == "outcome" else new(store, subject="tok-a")
+    if op in ("expire-on-click", "sweep"):
+        clock.advance(TTL)
+    keys = {
+        "pending": store.pending_key,
+        "in-doubt": store.in_doubt_key,
+        "audit": store.audit.key,
+        "guard": store.pending_by_key("revoke", "tok-new" if op == "create" else request.subject),
+    }
+    clobber(client, keys[which])
+    before = snapshot(client)
+    call = {
+        "create": lambda: new(store, subject="tok-new"),
+        "approve": lambda: store.decide(request.id, "approved", "U_APP"),
+        "deny": lambda: store.decide(request.id, "denied", "U_APP"),
+        "expire-on-click": lambda: store.decide(request.id, "approved", "U_APP"),
+        "sweep": store.expire_due,
+        "outcome": lambda: store.record_outcome(request.id, "revoked"),
+    }[op]
+    with pytest.raises(StoreUnavailable) as info:
+        call()
+    assert "nothing was changed" in info.value.user_message
+    assert snapshot(client) == before
 
 
 # ------------------------------------------------------------------------------------ unavailable
@@ -477,7 +597,7 @@ def test_audit_failure_after_a_win_still_reports_the_win(store, monkeypatch, cap
 def test_store_unavailable_changes_nothing(store, server, client):
     request = new(store)
     before = {k: client.type(k) for k in client.keys("*")}
-    audit_len = client.xlen("patbot:audit")
+    audit_len = client.xlen(store.audit.key)
     server.connected = False
     for call in (
         lambda: new(store, subject="tok-other"),
@@ -494,7 +614,7 @@ def test_store_unavailable_changes_nothing(store, server, client):
         assert "nothing was changed" in info.value.user_message
     server.connected = True
     assert {k: client.type(k) for k in client.keys("*")} == before
-    assert client.xlen("patbot:audit") == audit_len
+    assert client.xlen(store.audit.key) == audit_len
     assert store.get(request.id).state is RequestState.PENDING
     assert store.decide(request.id, "approved", "U_APP").state is RequestState.APPROVED
 
@@ -547,7 +667,8 @@ class ApprovalMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
-        self.store = ApprovalStore(fakeredis.FakeRedis(decode_responses=True), ttl=TTL, clock=self.clock)
+        self.client = fakeredis.FakeRedis(decode_responses=True)
+        self.store = ApprovalStore(self.client, ttl=TTL, clock=self.clock)
         self.model: dict[str, ApprovalRequest] = {}
         self.state: dict[str, RequestState] = {}
         self.wins: Counter[str] = Counter()
@@ -625,6 +746,40 @@ class ApprovalMachine(RuleBasedStateMachine):
         assert self.state[request_id] is RequestState.APPROVED
         self.outcome.setdefault(request_id, outcome)
         assert stored.outcome == self.outcome[request_id]
+
+    @rule(request_id=requests, op=st.sampled_from(["approved", "denied", "record", "create"]),
+          which=st.sampled_from(["pending", "in-doubt", "guard", "audit"]))  # fmt: skip
+    def fail_half_way(self, request_id, op, which):
+        """Any transition whose script would fail on a write changes nothing at all."""
+        request = self.model[request_id]
+        if (op, which) in {("record", "pending"), ("record", "guard"), ("create", "in-doubt")}:
+            return  # that operation does not write that key
+        key = {
+            "pending": self.store.pending_key,
+            "in-doubt": self.store.in_doubt_key,
+            "guard": self.store.pending_by_key(request.kind, request.subject),
+            "audit": self.store.audit.key,
+        }[which]
+        before = snapshot(self.client)
+        saved = {k: v for k, v in before.items() if k == key}
+        clobber(self.client, key)
+        clobbered = snapshot(self.client)
+        with pytest.raises(StoreUnavailable):
+            if op == "record":
+                self.store.record_outcome(request_id, "revoked")
+            elif op == "create":
+                self.store.create(RequestDraft(request.kind, request.subject, "h", "U1", "why"))
+            else:
+                self.store.decide(request_id, op, "U1")
+        assert snapshot(self.client) == clobbered
+        self.client.delete(key)
+        for value in saved.values():
+            restore(self.client, key, value)
+        assert snapshot(self.client) == before
+
+    @invariant()
+    def bookkeeping_matches_the_hashes(self):
+        assert_bookkeeping(self.store, self.clock.now)
 
     @invariant()
     def store_matches_model(self):
