@@ -46,6 +46,22 @@ def _clip(text: str, limit: int = MAX_SECTION_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def clip_words(text: str, limit: int) -> str:
+    """User text shortened to *limit* characters at a word boundary, with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:  # a word boundary not too far back; else cut mid-word rather than lose half
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def plain_section(text: str) -> Block:
+    """A plain_text section: user text shown exactly as typed (no formatting, mentions or emoji)."""
+    return {"type": "section", "text": {"type": "plain_text", "text": _clip(text), "emoji": False}}
+
+
 def section(text: str) -> Block:
     """A mrkdwn section, clipped to Block Kit's 3000 characters."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}

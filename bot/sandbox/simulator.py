@@ -65,6 +65,8 @@ _TYPED_MENTION = re.compile(r"(?<![\w<@])([@#])([A-Za-z0-9][\w.-]*[\w])")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _WILDCARD = frozenset({"0.0.0.0", "::", ""})
 _BOT_TIMEOUT = 15.0
+_VIEW_IDENTITY = ("id", "team_id", "app_id", "bot_id", "root_view_id", "hash")
+_VIEW_DEFAULTS: Json = {"callback_id": "", "private_metadata": "", "external_id": "", "state": {"values": {}}}
 
 
 @dataclass(frozen=True)
@@ -373,7 +375,9 @@ class Simulator:
                 return None
             acked = self._modal_acks.get(view_id)
             if acked is not None and acked[0] == view.get("hash"):
-                return {**view, **acked[1], "id": view_id, "hash": view.get("hash")}
+                # Slack replaces the view with the one in the ack: only its identity carries over.
+                identity = {key: view[key] for key in _VIEW_IDENTITY if key in view}
+                return {**_VIEW_DEFAULTS, **acked[1], **identity}
             return view
         return None
 

@@ -61,7 +61,8 @@ def test_create_is_never_retried(bot_factory, people: People) -> None:
     bot.responses()
     bot.databricks.fail("prod", "/api/2.0/token-management/on-behalf-of/tokens", 503, retry_after=1)
     message = bot.slack.messages_to(ADMIN_CHANNEL)[0]
-    request_id = message.blocks[1]["elements"][0]["value"]
+    [actions] = [b for b in message.blocks if b["type"] == "actions"]
+    request_id = actions["elements"][0]["value"]
     click(bot, people.approver, ACTION_APPROVE, request_id)
     wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
     assert bot.databricks.count_requests("POST", "/api/2.0/token-management/on-behalf-of/tokens") == 1

@@ -246,7 +246,6 @@ def test_views_publish(emu: SlackEmulator, client: WebClient) -> None:
     assert error_of(exc) == "user_not_found"
 
 
-
 def test_views_update_replaces_the_modal_like_slack(emu: SlackEmulator, client: WebClient) -> None:
     """Real Slack replaces the whole view: a submit button the new view lacks is gone."""
     confirm = {
@@ -278,6 +277,7 @@ def test_views_update_replaces_the_modal_like_slack(emu: SlackEmulator, client: 
     with pytest.raises(SlackApiError) as exc:
         client.views_update(view_id=opened["id"], view=done, hash="stale-hash")
     assert error_of(exc) == "hash_conflict"
+
 
 # --------------------------------------------------------------------------- files
 
