@@ -66,8 +66,8 @@ def describe(request: ApprovalRequest) -> str:
         ]
     elif request.kind == "policy":
         lines = [
-            f"*Set maxTokenLifetimeDays = {escape(p.get('days', ''))}* on "
-            f"{escape(p.get('labels', request.workspace))}"
+            f"*Set the maximum lifetime of new tokens to {escape(p.get('days', ''))} days* on "
+            f"{escape(p.get('labels', request.workspace))} (Databricks setting `maxTokenLifetimeDays`)"
         ]
     else:
         lines = [f"*{escape(request.kind.capitalize())}* `{escape(request.subject[:40])}`"]

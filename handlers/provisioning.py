@@ -13,7 +13,7 @@ from bot.governance.models import PrincipalType
 from bot.provisioning import ProvisioningRefused, plan_create, plan_policy, plan_rotation
 from handlers.approval_blocks import requested_blocks
 from handlers.approvals import submit_request
-from handlers.blocks import ACTION_REVOKE_OWN, Block, escape, section
+from handlers.blocks import ACTION_REVOKE_OWN, Block, escape, posture_line, section
 from handlers.context import SlackContext
 from handlers.errors import user_message
 
@@ -177,14 +177,7 @@ def policy_blocks(ctx: SlackContext) -> list[Block]:
         try:
             posture = ctx.services.fleet.gateway(ws).posture()
         except Exception as exc:  # one unreadable workspace does not hide the others
-            lines.append(f"• *{escape(ws.label)}*: could not read ({escape(user_message(exc, ctx.metrics))})")
+            lines.append(posture_line(ws.label, user_message(exc, ctx.metrics), max_days))
             continue
-        state = "PATs enabled" if posture.tokens_enabled else "PATs *disabled*"
-        limit = f"{posture.max_token_lifetime_days} days" + ("" if posture.max_lifetime_set else " (unset)")
-        warn = (
-            f" :warning: above patbot's maximum of {max_days}"
-            if posture.max_token_lifetime_days > max_days
-            else ""
-        )
-        lines.append(f"• *{escape(ws.label)}*: {state}, maxTokenLifetimeDays {limit}{warn}")
+        lines.append(posture_line(ws.label, posture, max_days))
     return [section("*Workspace token policy*\n" + "\n".join(lines))]
