@@ -581,9 +581,12 @@ class Simulator:
         raise _Refused(502, f"the bot answered HTTP {status}: {answer[:200]}" if status else answer)
 
     def _escape_mentions(self, text: str) -> str:
-        """What Slack sends an app with "escape channels, users, and links" on: ``@alice`` becomes
-        ``<@U…|alice>`` and ``#channel`` becomes ``<#C…|channel>``; unknown names stay as typed."""
+        """What Slack sends an app with "escape channels, users, and links" on: ``&``, ``<``, ``>``
+        escaped, then ``@alice`` becomes ``<@U…|alice>`` and ``#channel`` becomes ``<#C…|channel>``;
+        unknown names stay as typed."""
         users = {u.name: u.id for p in self._people if (u := self.slack.user(p.user_id)) is not None}
+        # Slack escapes what was typed first: a typed `&amp;` reaches the app as `&amp;amp;`.
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
         def replace(match: re.Match[str]) -> str:
             sigil, name = match.group(1), match.group(2)
