@@ -299,3 +299,17 @@ def test_reload_drops_an_open_modal(page: Any, demo: Demo) -> None:
     expect(page.locator("#modal-backdrop")).to_be_hidden()
     page.wait_for_timeout(1500)  # a few polls: the closed modal stays closed
     expect(page.locator("#modal-backdrop")).to_be_hidden()
+
+
+def test_a_reason_is_shown_as_typed(page: Any, demo: Demo) -> None:
+    short = token_of(demo, "alice@example.com", "staging")[:12]
+    switch_to(page, BOB)
+    run(page, f"/pat revoke {short} *urgent* &amp; <soon> :x:")
+    expect(page.locator(".msg.ephemeral").last).to_contain_text("sent to the approvers")
+    switch_to(page, GRACE, "admin")
+    request = page.locator(".msg[data-kind='message']", has_text=short)
+    # On its own line, as typed: no bold, no entity decoding, no emoji.
+    expect(request.locator(".plain", has_text="Reason:")).to_contain_text(
+        "\nReason: *urgent* &amp; <soon> :x:"
+    )
+    expect(request.locator("b", has_text="urgent")).to_have_count(0)

@@ -201,7 +201,7 @@
     if (!obj || typeof obj !== "object") return el("span");
     if (obj.type === "mrkdwn") return mrkdwn(obj.text, cls);
     const text = obj.emoji === false ? String(obj.text || "") : emojify(obj.text || "");
-    return el("span", cls, text);
+    return el("span", cls ? cls + " plain" : "plain", text);
   }
 
   // ------------------------------------------------------------------ Block Kit
