@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot.approvals import ApprovalRequest, RequestState
 from bot.governance.models import Finding
-from handlers.blocks import Block, context, escape, findings_text, section, slack_date
+from handlers.blocks import (
+    Block,
+    clip_words,
+    context,
+    escape,
+    findings_text,
+    plain_section,
+    section,
+    slack_date,
+)
 
 ACTION_APPROVE = "pat_approve"
 ACTION_DENY = "pat_deny"
 ACTION_CONFIRM = "pat_confirm_self"
 ACTION_CANCEL = "pat_cancel_self"
 VIEW_CONFIRM = "pat_confirm_modal"
+
+MAX_REASON_CHARS = 500
+MAX_COMMENT_CHARS = 200
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 KIND_VERBS = {
     "revoke": "revoke",
@@ -47,8 +61,6 @@ def describe(request: ApprovalRequest) -> str:
         ]
         owner = p.get("owner_display") or request.owner or "unknown"
         lines.append(f"Owner: {escape(owner)}")
-        if p.get("comment"):
-            lines.append(f"Comment: “{escape(p['comment'][:200])}”")
         if p.get("findings"):
             lines.append(f"Findings: _{escape(findings_text(_findings(p['findings'])))}_")
     elif request.kind == "create":
@@ -58,8 +70,6 @@ def describe(request: ApprovalRequest) -> str:
             f"Lifetime: {escape(p.get('lifetime', ''))} · value goes to secret "
             f"`{escape(p.get('secret_scope', ''))}/{escape(p.get('secret_key', ''))}`, never to Slack",
         ]
-        if p.get("comment"):
-            lines.append(f"Comment: “{escape(p['comment'][:200])}”")
     elif request.kind == "rotate":
         lines = [
             f"*Rotate token* `{escape(request.subject[:12])}` of service principal "
@@ -69,52 +79,123 @@ def describe(request: ApprovalRequest) -> str:
         ]
     elif request.kind == "policy":
         lines = [
-            f"*Set maxTokenLifetimeDays = {escape(p.get('days', ''))}* on "
-            f"{escape(p.get('labels', request.workspace))}"
+            f"*Set the maximum lifetime of new tokens to {escape(p.get('days', ''))} days* on "
+            f"{escape(p.get('labels', request.workspace))} (Databricks setting `maxTokenLifetimeDays`)"
         ]
     else:
         lines = [f"*{escape(request.kind.capitalize())}* `{escape(request.subject[:40])}`"]
     if p.get("secret_key_note"):
         lines.append(f"Secret key chosen because {escape(p['secret_key_note'])}")
-    if request.reason:
-        lines.append(f"Reason: {escape(request.reason[:500])}")
     return "\n".join(lines)
+
+
+def user_text_block(request: ApprovalRequest) -> Block | None:
+    """The token comment and the reason, as typed: a plain_text block, so `*x*`, `&amp;` or `<!here>`
+    show literally; long ones end on a word with "…". None when there is neither."""
+    lines = []
+    comment = request.params.get("comment", "")
+    if comment:
+        lines.append(f"Comment: “{clip_words(comment, MAX_COMMENT_CHARS)}”")
+    if request.reason:
+        lines.append(f"Reason: {clip_words(request.reason, MAX_REASON_CHARS)}")
+    return plain_section("\n".join(lines)) if lines else None
+
+
+def _with_user_text(blocks: list[Block], request: ApprovalRequest, at: int = 1) -> list[Block]:
+    extra = user_text_block(request)
+    return [*blocks[:at], extra, *blocks[at:]] if extra is not None else blocks
+
+
+def summary(request: ApprovalRequest) -> str:
+    """What was asked, in a few words of mrkdwn: `revoke token `abc…` in *prod*`."""
+    p = request.params
+    label = escape(p.get("workspace_label") or p.get("labels") or request.workspace)
+    if request.kind == "revoke":
+        return f"revoke token `{escape(request.subject[:12])}` in *{label}*"
+    if request.kind == "create":
+        return f"create a token for *{escape(p.get('principal', request.subject))}* in *{label}*"
+    if request.kind == "rotate":
+        return f"rotate token `{escape(request.subject[:12])}` in *{label}*"
+    if request.kind == "policy":
+        return f"set the maximum token lifetime to {escape(p.get('days', '?'))} days on {label}"
+    return f"{escape(request.kind)} `{escape(request.subject[:40])}`"
+
+
+def who(user: str | None) -> str:
+    """A Slack user as a mention; anything else (``patbot``, a missing name) as plain words."""
+    if user and _SLACK_USER.match(user):
+        return f"<@{user}>"
+    return escape(user or "someone")
+
+
+def _result(request: ApprovalRequest, *, standalone: bool) -> str:
+    """What the action did, said once. *standalone*: the sentence must name the token by itself."""
+    outcome, detail = request.outcome or "", request.outcome_detail or ""
+    if outcome == "failed":
+        return f"Failed: {escape(detail)}" if detail else "Failed"
+    if request.kind == "revoke" and outcome == "revoked":
+        # The detail repeats the token and workspace; only what follows them (e.g. what a read-back saw) is news.
+        aside = detail.split(" (", 1)[1].rstrip(")") if " (" in detail else ""
+        extra = f" ({escape(aside)})" if aside else ""
+        if not standalone:
+            return f"Revoked{extra}"
+        label = request.params.get("workspace_label") or request.workspace
+        return f"Revoked token `{escape(request.subject[:12])}` in *{escape(label)}*{extra}"
+    if detail and outcome.lower() in detail.lower():
+        return escape(detail[:1].upper() + detail[1:])
+    return escape(outcome.capitalize()) + (f": {escape(detail)}" if detail else "")
 
 
 def admin_request_blocks(request: ApprovalRequest) -> list[Block]:
     """The pending request as posted to the admin channel, with Approve / Deny."""
-    return [
-        section(
-            f":key: <@{request.requester}> asks to {KIND_VERBS.get(request.kind, request.kind)}:\n{describe(request)}"
-        ),
-        {
-            "type": "actions",
-            "block_id": f"decide-{request.id}",
-            "elements": [
-                _button("Approve", ACTION_APPROVE, request.id, "primary"),
-                _button("Deny", ACTION_DENY, request.id, "danger"),
-            ],
-        },
-        context(
-            f"Request `{request.id}` · expires {slack_date(request.expires_at, '{date_short_pretty} {time}')}"
-        ),
-    ]
+    return _with_user_text(
+        [
+            section(
+                f":key: <@{request.requester}> asks to {KIND_VERBS.get(request.kind, request.kind)}:\n{describe(request)}"
+            ),
+            {
+                "type": "actions",
+                "block_id": f"decide-{request.id}",
+                "elements": [
+                    _button("Approve", ACTION_APPROVE, request.id, "primary"),
+                    _button("Deny", ACTION_DENY, request.id, "danger"),
+                ],
+            },
+            context(
+                f"Request `{request.id}` · expires {slack_date(request.expires_at, '{date_short_pretty} {time}')}"
+            ),
+        ],
+        request,
+    )
 
 
-def outcome_text(request: ApprovalRequest) -> str:
-    """The final word on a request: who decided, when, and what happened."""
+def outcome_text(request: ApprovalRequest, *, standalone: bool = True) -> str:
+    """The final word on a request: who decided, when, and what happened (said once).
+
+    The owner's own revoke needs no approver, so it says what was done, not who approved it.
+    *standalone* (the default) names the token in the result; the admin message, which describes
+    the request above, passes False.
+    """
     when = slack_date(request.decided_at, "{date_short_pretty} {time}") if request.decided_at else ""
     state = request.state
+    own = request.self_service
     if state is RequestState.APPROVED:
         if request.outcome is None:
-            return f":hourglass: Approved by <@{request.decided_by}> {when}; in progress…"
+            return (
+                ":hourglass: In progress…"
+                if own
+                else f":hourglass: Approved by {who(request.decided_by)} {when}; in progress…"
+            )
         icon = ":white_check_mark:" if request.outcome != "failed" else ":x:"
-        detail = f": {escape(request.outcome_detail)}" if request.outcome_detail else ""
-        return f"{icon} Approved by <@{request.decided_by}> {when}. {escape(request.outcome.capitalize())}{detail}"
+        result = _result(request, standalone=standalone or own)
+        if own:
+            return f"{icon} {result} · {when}" if when else f"{icon} {result}"
+        return f"{icon} Approved by {who(request.decided_by)} {when}. {result}."
     if state is RequestState.DENIED:
-        return f":no_entry: Denied by <@{request.decided_by}> {when}. Nothing was changed."
+        return f":no_entry: Denied by {who(request.decided_by)} {when}. Nothing was changed."
     if state is RequestState.CANCELLED:
-        return f":heavy_multiplication_x: Cancelled by <@{request.decided_by}> {when}. Nothing was changed."
+        by = "" if own else f" by {who(request.decided_by)}"
+        return f":heavy_multiplication_x: Cancelled{by} {when}. Nothing was changed."
     if state is RequestState.EXPIRED:
         expired = slack_date(request.expires_at, "{date_short_pretty} {time}")
         return f":hourglass_flowing_sand: Expired {expired} without a decision. Nothing was changed."
@@ -123,28 +204,36 @@ def outcome_text(request: ApprovalRequest) -> str:
 
 def admin_decided_blocks(request: ApprovalRequest) -> list[Block]:
     """The admin message after the decision: buttons gone, outcome shown."""
-    return [
-        section(
-            f"<@{request.requester}> asked to {KIND_VERBS.get(request.kind, request.kind)}:\n{describe(request)}"
-        ),
-        section(outcome_text(request)),
-        context(f"Request `{request.id}`"),
-    ]
+    if request.self_service:
+        lead = f"<@{request.requester}> revoked their own token:"
+    else:
+        lead = f"<@{request.requester}> asked to {KIND_VERBS.get(request.kind, request.kind)}:"
+    return _with_user_text(
+        [
+            section(f"{lead}\n{describe(request)}"),
+            section(outcome_text(request, standalone=False)),
+            context(f"Request `{request.id}`"),
+        ],
+        request,
+    )
 
 
 def self_confirm_blocks(request: ApprovalRequest) -> list[Block]:
     """The owner's "Revoke now / Cancel" confirmation (ephemeral)."""
-    return [
-        section(f"You own this token. Revoke it now? This cannot be undone.\n{describe(request)}"),
-        {
-            "type": "actions",
-            "block_id": f"confirm-{request.id}",
-            "elements": [
-                _button("Revoke now", ACTION_CONFIRM, request.id, "danger"),
-                _button("Cancel", ACTION_CANCEL, request.id),
-            ],
-        },
-    ]
+    return _with_user_text(
+        [
+            section(f"You own this token. Revoke it now? This cannot be undone.\n{describe(request)}"),
+            {
+                "type": "actions",
+                "block_id": f"confirm-{request.id}",
+                "elements": [
+                    _button("Revoke now", ACTION_CONFIRM, request.id, "danger"),
+                    _button("Cancel", ACTION_CANCEL, request.id),
+                ],
+            },
+        ],
+        request,
+    )
 
 
 def self_confirm_modal(request: ApprovalRequest) -> dict[str, Any]:
@@ -156,9 +245,10 @@ def self_confirm_modal(request: ApprovalRequest) -> dict[str, Any]:
         "title": {"type": "plain_text", "text": "Revoke token"},
         "submit": {"type": "plain_text", "text": "Revoke now"},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            section(f"You own this token. Revoke it now? This cannot be undone.\n{describe(request)}")
-        ],
+        "blocks": _with_user_text(
+            [section(f"You own this token. Revoke it now? This cannot be undone.\n{describe(request)}")],
+            request,
+        ),
     }
 
 
@@ -174,15 +264,52 @@ def message_modal(title: str, text: str) -> dict[str, Any]:
 
 def requested_blocks(request: ApprovalRequest) -> list[Block]:
     """What the requester sees after asking."""
-    return [
-        section(
-            f"Request `{request.id}` sent to the approvers. I'll DM you when it is decided "
-            f"(it expires {slack_date(request.expires_at, '{date_short_pretty} {time}')}).\n{describe(request)}"
-        )
-    ]
+    return _with_user_text(
+        [
+            section(
+                f"Request `{request.id}` sent to the approvers. I'll DM you when it is decided "
+                f"(it expires {slack_date(request.expires_at, '{date_short_pretty} {time}')}).\n{describe(request)}"
+            )
+        ],
+        request,
+    )
 
 
 def decision_dm_text(request: ApprovalRequest, *, to_owner: bool) -> str:
-    """The DM to the requester (or the token's owner) about a decision."""
-    subject = f"your token `{escape(request.subject[:12])}`" if to_owner else f"request `{request.id}`"
-    return f"About {subject}: {outcome_text(request)}"
+    """The DM to the requester (or the token's owner) about a decision.
+
+    The owner learns what happened to their token, who asked and why, and who approved; the requester
+    learns what their request was and how it ended. Also the fallback text of :func:`decision_dm_blocks`.
+    """
+    if to_owner:
+        return _owner_dm(request, with_reason=True)
+    return (
+        f"About your request `{request.id}` to {summary(request)}: {outcome_text(request, standalone=False)}"
+    )
+
+
+def _owner_dm(request: ApprovalRequest, *, with_reason: bool) -> str:
+    label = request.params.get("workspace_label") or request.workspace
+    token = f"your token `{escape(request.subject[:12])}` in *{escape(label)}*"
+    if request.outcome is None:
+        happened = "being acted on"
+    else:
+        happened = _result(request, standalone=False)
+        happened = happened[:1].lower() + happened[1:]
+    asked = f"<@{request.requester}> asked for it"
+    if with_reason and request.reason:
+        asked += f" (reason: “{escape(clip_words(request.reason, MAX_REASON_CHARS))}”)"
+    when = slack_date(request.decided_at, "{date_short_pretty} {time}") if request.decided_at else ""
+    approved = f"{who(request.decided_by)} approved {when}".rstrip()
+    icon = ":x:" if request.outcome == "failed" else ":information_source:"
+    return f"{icon} About {token}: {happened}. {asked}; {approved}."
+
+
+def decision_dm_blocks(request: ApprovalRequest, *, to_owner: bool) -> list[Block]:
+    """The same DM as blocks, with the reason in plain text so it shows exactly as typed."""
+    if not to_owner:
+        return [section(decision_dm_text(request, to_owner=False))]
+    blocks = [section(_owner_dm(request, with_reason=False))]
+    if request.reason:
+        blocks.append(plain_section(f"Reason: {clip_words(request.reason, MAX_REASON_CHARS)}"))
+    return blocks

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.governance.models import Finding, FleetReport, TokenAssessment, WorkspaceReport
+from bot.governance.labels import FINDING_LABELS, counts_worst_first, finding_label, worst_first
+from bot.governance.lifetime import AutoRevocationState, auto_revocation
+from bot.governance.models import Finding, FleetReport, Posture, TokenAssessment, WorkspaceReport
 
 Block = dict[str, Any]
 
@@ -17,19 +19,36 @@ MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
 MAX_TOKEN_ROWS = 20
 MAX_HOME_TOKENS = 90  # a Home view holds 100 blocks
+MAX_COMMENT_CHARS = 80
 
-FINDING_LABELS: dict[Finding, str] = {
-    Finding.NON_EXPIRING: "never expires",
-    Finding.EXPIRED: "expired",
-    Finding.STALE: "stale",
-    Finding.LONG_LIVED: "long-lived",
-    Finding.UNROTATED: "not rotated",
-    Finding.ORPHANED: "orphaned",
-    Finding.EXPIRING_SOON: "expiring soon",
-    Finding.UNSCOPED: "full access",
-    Finding.OVERSCOPED: "can be narrowed",
-    Finding.MINTS_TOKENS: "can mint tokens",
-}
+__all__ = [  # FINDING_LABELS moved to bot.governance.labels; imported from here by older callers
+    "ACTION_REVOKE_OWN",
+    "FINDING_LABELS",
+    "MAX_BLOCKS",
+    "MAX_HOME_TOKENS",
+    "MAX_SECTION_CHARS",
+    "MAX_TOKEN_ROWS",
+    "Block",
+    "auto_revocation_text",
+    "clip_words",
+    "context",
+    "counts_text",
+    "error_blocks",
+    "escape",
+    "failed_workspaces_block",
+    "findings_text",
+    "fleet_audit_blocks",
+    "header",
+    "help_blocks",
+    "home_view",
+    "own_audit_blocks",
+    "plain_section",
+    "policy_lines",
+    "posture_line",
+    "section",
+    "slack_date",
+    "token_line",
+]
 
 
 def escape(text: str) -> str:
@@ -49,6 +68,22 @@ def _clip(text: str, limit: int = MAX_SECTION_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def clip_words(text: str, limit: int) -> str:
+    """User text shortened to *limit* characters at a word boundary, with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:  # a word boundary not too far back; else cut mid-word rather than lose half
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def plain_section(text: str) -> Block:
+    """A plain_text section: user text shown exactly as typed (no formatting, mentions or emoji)."""
+    return {"type": "section", "text": {"type": "plain_text", "text": _clip(text), "emoji": False}}
+
+
 def section(text: str) -> Block:
     """A mrkdwn section, clipped to Block Kit's 3000 characters."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
@@ -65,21 +100,41 @@ def header(text: str) -> Block:
 
 
 def findings_text(findings: Sequence[Finding]) -> str:
-    """Findings as short words, or a reassurance."""
-    return ", ".join(FINDING_LABELS[f] for f in findings) if findings else "no findings"
+    """Findings as short words, worst first (the summary's order), or a reassurance."""
+    return ", ".join(finding_label(f) for f in worst_first(findings)) if findings else "no findings"
+
+
+def counts_text(counts: Mapping[Finding, int]) -> str:
+    """`never expires 3, stale 1`: non-zero counts per finding, worst first."""
+    return ", ".join(f"{finding_label(f)} {n}" for f, n in counts_worst_first(counts))
+
+
+def auto_revocation_text(item: TokenAssessment) -> str:
+    """What is true about Databricks revoking the token for inactivity, in a few words."""
+    status = auto_revocation(item)
+    if status.state is AutoRevocationState.EXPIRED:
+        return "no longer usable"  # the line already says when it expired
+    if status.state is AutoRevocationState.DUE:
+        return f"past Databricks' {status.limit_days}-day inactivity limit: due for automatic revocation"
+    days = status.days_left
+    return f"auto-revoked in {days} day{'s' if days != 1 else ''} unless used"
 
 
 def token_line(item: TokenAssessment, workspace_label: str, *, show_owner: bool = False) -> str:
     """One token in one mrkdwn paragraph."""
     t = item.token
     owner = f" · {escape(item.owner_display or t.owner)}" if show_owner else ""
-    comment = f" “{escape(t.comment[:80])}”" if t.comment else ""
-    expires = "*never expires*" if t.expires is None else f"expires {slack_date(t.expires)}"
+    comment = f" “{escape(clip_words(t.comment, MAX_COMMENT_CHARS))}”" if t.comment else ""
+    expired = Finding.EXPIRED in item.findings
+    if t.expires is None:
+        expires = "*never expires*"
+    else:
+        expires = f"{'expired' if expired else 'expires'} {slack_date(t.expires)}"
     used = f"last used {slack_date(_day(t.last_used))}" if t.last_used else "never used"
     flags = findings_text(item.findings)
     return (
         f"`{t.short_id}` in *{escape(workspace_label)}*{owner}{comment}\n"
-        f"{expires} · {used} · auto-revoked in {item.days_until_auto_revoke} d · _{flags}_"
+        f"{expires} · {used} · {auto_revocation_text(item)} · _{flags}_"
     )
 
 
@@ -165,15 +220,16 @@ def fleet_audit_blocks(report: FleetReport, scope: str, *, csv_sent: bool) -> li
     """The fleet view: totals by finding and by workspace, worst tokens first."""
     tokens = report.tokens
     totals = report.totals_by_finding()
-    total_line = " · ".join(f"{FINDING_LABELS[f]}: *{n}*" for f, n in totals.items() if n) or "no findings"
+    total_line = (
+        " · ".join(f"{finding_label(f)}: *{n}*" for f, n in counts_worst_first(totals)) or "no findings"
+    )
     blocks: list[Block] = [
         header(f"Token audit: {scope}"[:150]),
         section(f"*{len(tokens)}* token(s) in *{len(report.workspaces)}* workspace(s)\n{total_line}"),
     ]
     ws_lines = []
     for label, counts in report.totals_by_workspace().items():
-        parts = ", ".join(f"{FINDING_LABELS[f]} {n}" for f, n in counts.items())
-        ws_lines.append(f"• *{escape(label)}*: {parts or 'clean'}")
+        ws_lines.append(f"• *{escape(label)}*: {counts_text(counts) or 'clean'}")
     if ws_lines:
         blocks.append(section("*By workspace*\n" + _clip("\n".join(ws_lines), MAX_SECTION_CHARS - 20)))
     failed = failed_workspaces_block(report.failed)
@@ -221,6 +277,30 @@ def home_view(report: FleetReport | None, email: str | None, problem: str | None
         blocks.append(failed)
     blocks.append(context(f"Updated {slack_date(report.generated_at, '{date_short_pretty} {time}')}"))
     return {"type": "home", "blocks": blocks[:100]}
+
+
+def posture_line(label: str, posture: Posture | str, max_days: int) -> str:
+    """One workspace's token settings in plain words (a string posture is why it could not be read)."""
+    name = f"• *{escape(label)}*"
+    if isinstance(posture, str):
+        return f"{name}: could not read ({escape(posture)})"
+    if not posture.tokens_enabled:
+        return f"{name}: personal access tokens turned off"
+    days = posture.max_token_lifetime_days
+    if posture.max_lifetime_set:
+        limit = f"new tokens live at most {days} days"
+    else:
+        limit = f"no maximum set, so Databricks lets new tokens live up to {days} days"
+    warn = f" :warning: above patbot's maximum of {max_days} days" if days > max_days else ""
+    return f"{name}: personal access tokens allowed; {limit}{warn}"
+
+
+def policy_lines(postures: Mapping[str, Posture | str], max_days: int) -> list[str]:
+    """`/pat policy`: one plain-words line per workspace label, in the order given.
+
+    A string instead of a posture is the reason that workspace could not be read.
+    """
+    return [posture_line(label, posture, max_days) for label, posture in postures.items()]
 
 
 def error_blocks(message: str) -> list[Block]:

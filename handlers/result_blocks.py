@@ -17,7 +17,16 @@ from bot.flows.results import (
     SentToApprovers,
 )
 from handlers.approval_blocks import message_modal, requested_blocks, self_confirm_blocks, self_confirm_modal
-from handlers.blocks import Block, error_blocks, escape, fleet_audit_blocks, own_audit_blocks, section
+from handlers.blocks import (
+    Block,
+    error_blocks,
+    escape,
+    fleet_audit_blocks,
+    own_audit_blocks,
+    posture_line,
+    section,
+)
+from handlers.scope_text import token_users_text
 
 
 def request_result_blocks(result: RequestResult) -> list[Block]:
@@ -61,20 +70,16 @@ def audit_result_blocks(result: AuditResult) -> list[Block]:
 
 
 def policy_blocks(view: PolicyView) -> list[Block]:
-    """Token posture of every workspace, with a warning where it allows more than patbot's maximum."""
+    """Token posture of every workspace in plain words, who may use tokens, and a warning where a
+    workspace allows more than patbot's maximum."""
     lines = []
     for row in view.workspaces:
-        label = escape(row.workspace.label)
         posture = row.posture
-        if posture is None:
-            lines.append(f"• *{label}*: could not read ({escape(row.problem)})")
-            continue
-        state = "PATs enabled" if posture.tokens_enabled else "PATs *disabled*"
-        limit = f"{posture.max_token_lifetime_days} days" + ("" if posture.max_lifetime_set else " (unset)")
-        warn = (
-            f" :warning: above patbot's maximum of {view.max_lifetime_days}"
-            if posture.max_token_lifetime_days > view.max_lifetime_days
-            else ""
+        lines.append(
+            posture_line(
+                row.workspace.label, posture if posture is not None else row.problem, view.max_lifetime_days
+            )
         )
-        lines.append(f"• *{label}*: {state}, maxTokenLifetimeDays {limit}{warn}")
+        if posture is not None:
+            lines.append(f"    {token_users_text(posture)}")
     return [section("*Workspace token policy*\n" + "\n".join(lines))]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.governance.models import FINDING_SEVERITY, Finding, PrincipalType
+from bot.governance.labels import finding_label, worst_first
+from bot.governance.models import PrincipalType
 from bot.weekly import (
     OwnerReminder,
     Rendered,
@@ -12,11 +13,11 @@ from bot.weekly import (
 )
 from handlers.blocks import (
     ACTION_REVOKE_OWN,
-    FINDING_LABELS,
     MAX_BLOCKS,
     MAX_SECTION_CHARS,
     Block,
     context,
+    counts_text,
     escape,
     header,
     section,
@@ -106,16 +107,15 @@ def summary_message(summary: WeeklySummary) -> Rendered:
         ),
     ]
     finding_lines = [
-        "• " + _counted(FINDING_LABELS[f], n, previous_count(previous, f))
-        for f, n in summary.totals.items()
-        if n or (previous_count(previous, f) or 0)
+        "• " + _counted(finding_label(f), summary.totals[f], previous_count(previous, f))
+        for f in worst_first(summary.totals)
+        if summary.totals[f] or (previous_count(previous, f) or 0)
     ]
     blocks.append(_lines_section("By finding", finding_lines or ["• no findings :tada:"]))
 
     ranked = sorted(summary.by_workspace.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
     ws_lines = [
-        f"• *{escape(label)}*: "
-        + (", ".join(f"{FINDING_LABELS[f]} {n}" for f, n in _ordered(counts)) or "clean")
+        f"• *{escape(label)}*: " + (counts_text(counts) or "clean")
         for label, counts in ranked[:MAX_SUMMARY_WORKSPACES]
     ]
     if ws_lines:
@@ -134,7 +134,7 @@ def summary_message(summary: WeeklySummary) -> Rendered:
             kind = " (service principal)" if owner.principal_type is PrincipalType.SERVICE_PRINCIPAL else ""
             name = escape(owner.display)
             email = f" · {escape(owner.owner)}" if owner.owner != owner.display else ""
-            counts = ", ".join(f"{FINDING_LABELS[f]} {n}" for f, n in owner.findings.items())
+            counts = counts_text(owner.findings)
             lines.append(f"{rank}. *{name}*{email}{kind}: {owner.flagged} token(s) · {counts}")
         blocks.append(_lines_section("Worst owners", lines))
 
@@ -190,7 +190,3 @@ def summary_message(summary: WeeklySummary) -> Rendered:
         f"{flagged} kinds of finding, {len(summary.failed_workspaces)} workspace(s) unreadable."
     )
     return Rendered(text=text, blocks=blocks[:MAX_BLOCKS])
-
-
-def _ordered(counts: dict[Finding, int]) -> list[tuple[Finding, int]]:
-    return sorted(((f, n) for f, n in counts.items() if n), key=lambda kv: -FINDING_SEVERITY[kv[0]])

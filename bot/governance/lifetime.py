@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from bot.errors import GovernanceError
+from bot.governance.models import Finding, TokenAssessment
 
 _LIFETIME = re.compile(r"^(\d{1,5})([dh])$")
+
+DATABRICKS_INACTIVITY_DAYS = 90  # Databricks revokes a PAT unused for this long
+
+
+class AutoRevocationState(StrEnum):
+    """Where a token stands against Databricks' own revocation of unused tokens."""
+
+    COUNTING = "counting"  # used recently enough: revoked after `days_left` more idle days
+    DUE = "due"  # idle past the limit: Databricks revokes it any time now
+    EXPIRED = "expired"  # already expired: no longer usable, nothing left to revoke it for
+
+
+@dataclass(frozen=True, slots=True)
+class AutoRevocation:
+    """A token's inactivity-revocation status; `days_left` only means something while counting."""
+
+    state: AutoRevocationState
+    days_left: int = 0
+    limit_days: int = DATABRICKS_INACTIVITY_DAYS
+
+
+def auto_revocation(item: TokenAssessment, limit_days: int = DATABRICKS_INACTIVITY_DAYS) -> AutoRevocation:
+    """What is true about Databricks' inactivity revocation for this token.
+
+    0 days left does not mean "today": the token has reached or passed the limit and is due.
+    """
+    if Finding.EXPIRED in item.findings:
+        return AutoRevocation(AutoRevocationState.EXPIRED, limit_days=limit_days)
+    if item.days_until_auto_revoke <= 0:
+        return AutoRevocation(AutoRevocationState.DUE, limit_days=limit_days)
+    return AutoRevocation(AutoRevocationState.COUNTING, item.days_until_auto_revoke, limit_days)
 
 
 class InvalidLifetime(GovernanceError):

@@ -65,6 +65,8 @@ _TYPED_MENTION = re.compile(r"(?<![\w<@])([@#])([A-Za-z0-9][\w.-]*[\w])")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _WILDCARD = frozenset({"0.0.0.0", "::", ""})
 _BOT_TIMEOUT = 15.0
+_VIEW_IDENTITY = ("id", "team_id", "app_id", "bot_id", "root_view_id", "hash")
+_VIEW_DEFAULTS: Json = {"callback_id": "", "private_metadata": "", "external_id": "", "state": {"values": {}}}
 
 
 @dataclass(frozen=True)
@@ -373,7 +375,9 @@ class Simulator:
                 return None
             acked = self._modal_acks.get(view_id)
             if acked is not None and acked[0] == view.get("hash"):
-                return {**view, **acked[1], "id": view_id, "hash": view.get("hash")}
+                # Slack replaces the view with the one in the ack: only its identity carries over.
+                identity = {key: view[key] for key in _VIEW_IDENTITY if key in view}
+                return {**_VIEW_DEFAULTS, **acked[1], **identity}
             return view
         return None
 
@@ -577,9 +581,12 @@ class Simulator:
         raise _Refused(502, f"the bot answered HTTP {status}: {answer[:200]}" if status else answer)
 
     def _escape_mentions(self, text: str) -> str:
-        """What Slack sends an app with "escape channels, users, and links" on: ``@alice`` becomes
-        ``<@U…|alice>`` and ``#channel`` becomes ``<#C…|channel>``; unknown names stay as typed."""
+        """What Slack sends an app with "escape channels, users, and links" on: ``&``, ``<``, ``>``
+        escaped, then ``@alice`` becomes ``<@U…|alice>`` and ``#channel`` becomes ``<#C…|channel>``;
+        unknown names stay as typed."""
         users = {u.name: u.id for p in self._people if (u := self.slack.user(p.user_id)) is not None}
+        # Slack escapes what was typed first: a typed `&amp;` reaches the app as `&amp;amp;`.
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
         def replace(match: re.Match[str]) -> str:
             sigil, name = match.group(1), match.group(2)

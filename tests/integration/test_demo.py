@@ -254,6 +254,9 @@ def test_home_tab_revoke_through_a_modal(demo: Demo, page: Page) -> None:
     assert page.state(BOB)["modal"] is None, "a modal is shown to the user who opened it"
     page.ok("submit", user=ALICE, view_id=modal["id"])
     assert page.wait(lambda: "Revoked" in json.dumps(page.state(ALICE)["modal"]))
+    finished = page.state(ALICE)["modal"]
+    assert "submit" not in finished, "Slack replaced the view: no Revoke now on a finished modal"
+    assert finished["close"]["text"] == "Close" and "Approved by" not in json.dumps(finished)
     assert all(demo.databricks.workspace(n).token(token_id) is None for n in demo.databricks.names)
     page.ok("close", user=ALICE, view_id=modal["id"])
     assert page.state(ALICE)["modal"] is None

@@ -95,7 +95,8 @@ def test_create_is_never_retried(bot_factory, people: People, retry_after: int |
     bot.responses()
     bot.databricks.lose_answer("prod", "POST", OBO, status=503, retry_after=retry_after, act=acted)
     message = bot.slack.messages_to(ADMIN_CHANNEL)[0]
-    request_id = message.blocks[1]["elements"][0]["value"]
+    [actions] = [b for b in message.blocks if b["type"] == "actions"]
+    request_id = actions["elements"][0]["value"]
     click(bot, people.approver, ACTION_APPROVE, request_id)
     updated = wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
     text = json.dumps(updated[0].blocks)

@@ -36,7 +36,7 @@ def bob_token(databricks: DatabricksEmulator) -> str:
 def claimed(redis_url: str) -> list[str]:
     """Requests approved but without an outcome: the revoke is under way."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    return list(client.zrange("patbot:in-doubt", 0, -1))
+    return list(client.zrange("{patbot}:in-doubt", 0, -1))
 
 
 def test_sigterm_lets_an_approved_revoke_finish_and_exits_0(

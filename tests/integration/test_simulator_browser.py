@@ -157,6 +157,10 @@ def test_home_tab_modal_and_submit(page: Any, demo: Demo) -> None:
     expect(modal).to_contain_text(short)
     page.click("#modal-submit")
     expect(modal).to_contain_text("Revoked")
+    # A finished modal only informs: Slack replaced the view, so no "Revoke now" is left to click.
+    expect(page.locator("#modal-submit")).to_be_hidden()
+    expect(page.locator("#modal-close")).to_have_text("Close")
+    expect(modal).not_to_contain_text("Approved by")
     page.click("#modal-close")
     expect(modal).to_be_hidden()
     assert not any(
@@ -280,3 +284,32 @@ def test_weekly_job_and_file_downloads(page: Any, demo: Demo) -> None:
     expect(reminder).to_have_count(1)
     expect(reminder.get_by_role("button", name="Revoke").first).to_be_visible()
     assert json.loads(page.evaluate("JSON.stringify(document.body.dataset)"))["user"] == ALICE
+
+
+def test_reload_drops_an_open_modal(page: Any, demo: Demo) -> None:
+    """Reloading Slack's client closes its modals; the simulator page does the same."""
+    switch_to(page, ALICE, "home")
+    first = page.locator(".home .bk-section").filter(has=page.get_by_role("button", name="Revoke")).first
+    first.get_by_role("button", name="Revoke").click()
+    modal = page.locator("#modal")
+    expect(modal).to_contain_text("You own this token")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("body")).to_have_attribute("data-user", ALICE)
+    expect(page.locator("#modal-backdrop")).to_be_hidden()
+    page.wait_for_timeout(1500)  # a few polls: the closed modal stays closed
+    expect(page.locator("#modal-backdrop")).to_be_hidden()
+
+
+def test_a_reason_is_shown_as_typed(page: Any, demo: Demo) -> None:
+    short = token_of(demo, "alice@example.com", "staging")[:12]
+    switch_to(page, BOB)
+    run(page, f"/pat revoke {short} *urgent* &amp; <soon> :x:")
+    expect(page.locator(".msg.ephemeral").last).to_contain_text("sent to the approvers")
+    switch_to(page, GRACE, "admin")
+    request = page.locator(".msg[data-kind='message']", has_text=short)
+    # On its own line, as typed: no bold, no entity decoding, no emoji.
+    expect(request.locator(".plain", has_text="Reason:")).to_contain_text(
+        "\nReason: *urgent* &amp; <soon> :x:"
+    )
+    expect(request.locator("b", has_text="urgent")).to_have_count(0)

@@ -246,6 +246,39 @@ def test_views_publish(emu: SlackEmulator, client: WebClient) -> None:
     assert error_of(exc) == "user_not_found"
 
 
+def test_views_update_replaces_the_modal_like_slack(emu: SlackEmulator, client: WebClient) -> None:
+    """Real Slack replaces the whole view: a submit button the new view lacks is gone."""
+    confirm = {
+        "type": "modal",
+        "callback_id": "confirm",
+        "private_metadata": "req-1",
+        "title": {"type": "plain_text", "text": "Revoke token"},
+        "submit": {"type": "plain_text", "text": "Revoke now"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "sure?"}}],
+    }
+    opened = client.views_open(trigger_id="t.1", view=confirm)["view"]
+    done = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Revoke token"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Revoked."}}],
+    }
+    updated = client.views_update(view_id=opened["id"], view=done)["view"]
+    assert updated["id"] == opened["id"] and updated["hash"] != opened["hash"]
+    assert "submit" not in updated
+    assert updated["callback_id"] == "" and updated["private_metadata"] == ""
+    assert updated["close"]["text"] == "Close"
+    [stored] = emu.modals()
+    assert stored == updated
+    with pytest.raises(SlackApiError) as exc:
+        client.views_update(view_id="V404", view=done)
+    assert error_of(exc) == "not_found"
+    with pytest.raises(SlackApiError) as exc:
+        client.views_update(view_id=opened["id"], view=done, hash="stale-hash")
+    assert error_of(exc) == "hash_conflict"
+
+
 # --------------------------------------------------------------------------- files
 
 

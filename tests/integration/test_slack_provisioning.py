@@ -253,9 +253,12 @@ def test_policy_is_for_approvers(pbot: Bot, people: People) -> None:
 
 def test_policy_shows_posture_with_warnings(pbot: Bot, people: People) -> None:
     text = text_of(ask(pbot, people.approver, "policy"))
-    assert "*prod*: PATs enabled, maxTokenLifetimeDays 90 days" in text
-    assert "*staging*: PATs enabled, maxTokenLifetimeDays 730 days (unset) :warning:" in text
-    assert "*analytics*: PATs enabled, maxTokenLifetimeDays 365 days :warning:" in text
+    assert "*prod*: personal access tokens allowed; new tokens live at most 90 days" in text
+    assert (
+        "*staging*: personal access tokens allowed; no maximum set, so Databricks lets new tokens live up to 730 days :warning:"
+        in text
+    )
+    assert "*analytics*: personal access tokens allowed; new tokens live at most 365 days :warning:" in text
 
 
 def test_policy_change_via_approval(pbot: Bot, people: People) -> None:

@@ -168,3 +168,38 @@ def test_delta_text() -> None:
         "±0",
         "",
     ]
+
+
+def test_every_list_of_findings_uses_the_totals_order() -> None:
+    """Whatever order the counts were gathered in, each line lists them as the totals do: worst first."""
+    message = summary_message(
+        summary_of(
+            by_workspace={"prod": {Finding.STALE: 1, Finding.ORPHANED: 2}, "dev": {Finding.EXPIRED: 1}},
+            worst_owners=[
+                OwnerTally(
+                    "bob@example.com",
+                    "Bob",
+                    PrincipalType.USER,
+                    4,
+                    180,
+                    {Finding.STALE: 1, Finding.UNROTATED: 2, Finding.NON_EXPIRING: 3},
+                )
+            ],
+            totals={Finding.EXPIRED: 1, Finding.STALE: 3, Finding.NON_EXPIRING: 10},
+            previous=None,
+        )
+    )
+    body = "\n".join(texts(message.blocks))
+    assert "*prod*: orphaned 2, stale 1" in body
+    assert "never expires 3, stale 1, not rotated 2" in body
+    assert body.index("never expires: *10*") < body.index("stale: *3*") < body.index("expired: *1*")
+
+
+def test_the_reminder_says_what_is_true_about_auto_revocation() -> None:
+    due = flagged(1)
+    item = due.assessment
+    overdue = FlaggedToken(
+        TokenAssessment(item.token, item.principal_type, item.findings, 0, item.owner_display), due.workspace
+    )
+    body = "\n".join(texts(reminder_message(OwnerReminder("a@x", "A", (overdue,), WEEK)).blocks))
+    assert "auto-revoked in 0" not in body and "past Databricks' 90-day inactivity limit" in body

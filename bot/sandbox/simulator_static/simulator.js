@@ -29,6 +29,7 @@
     fastUntil: 0,
     requested: 0, // refreshes started
     applied: 0, // the newest refresh applied
+    reloaded: true, // until the first state arrives: a (re)loaded Slack client has no modal open
   };
 
   // ------------------------------------------------------------------ DOM helpers
@@ -200,7 +201,7 @@
     if (!obj || typeof obj !== "object") return el("span");
     if (obj.type === "mrkdwn") return mrkdwn(obj.text, cls);
     const text = obj.emoji === false ? String(obj.text || "") : emojify(obj.text || "");
-    return el("span", cls, text);
+    return el("span", cls ? cls + " plain" : "plain", text);
   }
 
   // ------------------------------------------------------------------ Block Kit
@@ -372,6 +373,13 @@
     S.raw = raw;
     S.state = state;
     if (!S.user) S.user = state.me.id;
+    if (S.reloaded) {
+      S.reloaded = false;
+      if (state.modal) { // opened before the reload: Slack's client drops it, and so do we
+        post("close", { view_id: state.modal.id });
+        state.modal = null;
+      }
+    }
     render();
   }
 
