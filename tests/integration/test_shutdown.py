@@ -68,7 +68,7 @@ def test_sigterm_lets_an_approved_revoke_finish_and_exits_0(
     with databricks.lock:
         assert all(t.token_id != token_id for t in databricks.workspace("prod").tokens), "revoked"
     text = admin_text(slack)
-    assert "Revoked: token" in text and ACTION_APPROVE not in text, "the admin message shows the outcome"
+    assert "Revoked." in text and ACTION_APPROVE not in text, "the admin message shows the outcome"
     assert claimed(redis_url) == [], "the outcome is recorded: nothing in doubt"
     assert slack.response_posts("late") == []
     assert "Traceback" not in stderr
