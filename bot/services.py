@@ -6,10 +6,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from databricks.sdk import AccountClient
-from databricks.sdk.config import Config
 from redis import Redis
 
 from bot.approvals import ApprovalStore, connect_redis
@@ -18,6 +16,9 @@ from bot.errors import ConfigError
 from bot.fleet import Fleet
 from bot.governance.models import Policy, Workspace
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from databricks.sdk import AccountClient
 
 Clock = Callable[[], datetime]
 
@@ -83,6 +84,9 @@ def build_fleet(
 
 
 def _account_client(settings: Settings) -> AccountClient:
+    from databricks.sdk import AccountClient
+    from databricks.sdk.config import Config
+
     kwargs: dict[str, Any] = {
         "account_id": settings.databricks_account_id,
         "retry_timeout_seconds": settings.databricks_timeout_seconds,
