@@ -418,6 +418,7 @@ class DatabricksEmulator:
         self.account_id = account_id or DEFAULT_ACCOUNT_ID
         self._account_token = account_token
         self._scim_max_page_size = scim_max_page_size
+        self._kind_cache: dict[tuple[str, str], tuple[tuple[int, int], list[EmulatedPrincipal]]] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
         self._lifecycle = threading.Lock()
@@ -859,7 +860,7 @@ class DatabricksEmulator:
         collection, _, item = resource.partition("/")
         if collection not in kinds or "/" in item:
             raise _not_found("GET", f"/api/2.0/preview/scim/v2/{resource}")
-        pool = [p for p in ws.principals if p.kind == kinds[collection]]
+        pool = self._principals_of_kind(ws, kinds[collection])
         if item:
             found = next((p for p in pool if str(p.id) == item), None)
             if found is None:
@@ -867,8 +868,12 @@ class DatabricksEmulator:
                 raise _ScimError(404, f"{noun} {item} not found.")
             return _Response(200, found.to_scim())
         if query.get("filter"):
-            predicate = _parse_scim_filter(query["filter"])
-            pool = [p for p in pool if predicate(p.to_scim())]
+            wanted_ids = _id_filter(query["filter"])
+            if wanted_ids is not None:  # `id eq "…" or id eq "…"`: an index lookup, as on Databricks
+                pool = [p for p in pool if p.id in wanted_ids]
+            else:
+                predicate = _parse_scim_filter(query["filter"])
+                pool = [p for p in pool if predicate(p.to_scim())]
         try:
             start = max(1, int(query.get("startIndex") or 1))
             count = int(query["count"]) if query.get("count") else self._scim_max_page_size
@@ -885,6 +890,16 @@ class DatabricksEmulator:
         if page:
             listing["Resources"] = page
         return _Response(200, listing)
+
+    def _principals_of_kind(self, ws: EmulatedWorkspace, kind: PrincipalKind) -> list[EmulatedPrincipal]:
+        # Paging 50,000 users would otherwise scan them all for every page of 100. The cache holds while
+        # the list object and its length stay the same (tests add or replace principals, never swap one).
+        key = (id(ws.principals), len(ws.principals))
+        cached = self._kind_cache.get((ws.name, kind))
+        if cached is None or cached[0] != key:
+            cached = (key, [p for p in ws.principals if p.kind == kind])
+            self._kind_cache[(ws.name, kind)] = cached
+        return cached[1]
 
     # ---------------------------------------------------------------------------------------- secrets
 
@@ -988,6 +1003,26 @@ def _project(resource: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
 
 
 _FILTER_TOKEN_RE = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^\s"]+)')
+_ID_FILTER_RE = re.compile(r'\s*id\s+eq\s+"(\d+)"\s*(?:or\s+|$)', re.IGNORECASE)
+# Databricks refuses SCIM filters of more than 200 nodes (each comparison and each and/or is one).
+SCIM_FILTER_MAX_NODES = 200
+
+
+def _id_filter(text: str) -> set[int] | None:
+    """The IDs of a filter made only of ``id eq "<digits>"`` terms joined by ``or``; None otherwise."""
+    ids: set[int] = set()
+    pos = 0
+    while pos < len(text):
+        m = _ID_FILTER_RE.match(text, pos)
+        if m is None:
+            return None
+        ids.add(int(m.group(1)))
+        pos = m.end()
+    if not ids or not text.rstrip().endswith('"'):
+        return None
+    if 2 * len(ids) - 1 > SCIM_FILTER_MAX_NODES:
+        raise _ScimError(400, f"Filter exceeds {SCIM_FILTER_MAX_NODES} nodes.", "invalidFilter")
+    return ids
 
 
 def _parse_scim_filter(text: str) -> Callable[[dict[str, Any]], bool]:
@@ -999,6 +1034,9 @@ def _parse_scim_filter(text: str) -> Callable[[dict[str, Any]], bool]:
     tokens = _FILTER_TOKEN_RE.findall(text.strip())
     if not tokens:
         raise _ScimError(400, f"Invalid filter: {text!r}", "invalidFilter")
+    joiners = sum(1 for t in tokens if t.lower() in ("or", "and"))
+    if (len(tokens) - joiners) // 3 + joiners > SCIM_FILTER_MAX_NODES:
+        raise _ScimError(400, f"Filter exceeds {SCIM_FILTER_MAX_NODES} nodes.", "invalidFilter")
     alternatives: list[list[Callable[[dict[str, Any]], bool]]] = [[]]
     i = 0
     while True:

@@ -251,6 +251,35 @@ def test_scim_paging_over_many_principals() -> None:
             list(w.users.list(filter="userName eq"))
 
 
+def test_scim_id_filters_answer_in_one_page_and_refuse_over_200_nodes() -> None:
+    fleet = seed_fleet(1, 600, now=NOW, seed=3)
+    ws = fleet[0]
+    users = [p for p in ws.principals if p.kind == "user"]
+    assert len(users) > 150
+    with DatabricksEmulator(fleet) as emu:
+        w = client(emu.host_of(ws.name))
+        wanted = [str(u.id) for u in users[:100]] + ["1"]  # 101 terms and 100 `or`s: 201 nodes
+        with pytest.raises(BadRequest, match="200 nodes"):
+            w.api_client.do(
+                "GET",
+                "/api/2.0/preview/scim/v2/Users",
+                query={"filter": " or ".join(f'id eq "{i}"' for i in wanted)},
+            )
+        batch = " or ".join(f'id eq "{i}"' for i in wanted[:50] + ["1"])
+        page = w.api_client.do(
+            "GET",
+            "/api/2.0/preview/scim/v2/Users",
+            query={"filter": batch, "attributes": "id,userName", "count": 10000},
+        )
+        assert isinstance(page, dict)
+        assert page["totalResults"] == 50 and {r["id"] for r in page["Resources"]} == set(wanted[:50])
+        assert all(set(r) == {"id", "userName"} for r in page["Resources"])
+        service_principals = w.api_client.do(
+            "GET", "/api/2.0/preview/scim/v2/ServicePrincipals", query={"filter": batch}
+        )
+        assert isinstance(service_principals, dict) and service_principals["totalResults"] == 0
+
+
 # ---------------------------------------------------------------------------------------- secrets
 
 
