@@ -265,7 +265,7 @@ def test_scim_id_filters_answer_in_one_page_and_refuse_over_200_nodes() -> None:
                 "/api/2.0/preview/scim/v2/Users",
                 query={"filter": " or ".join(f'id eq "{i}"' for i in wanted)},
             )
-        batch = " or ".join(f'id eq "{i}"' for i in wanted[:50] + ["1"])
+        batch = " or ".join(f'id eq "{i}"' for i in [*wanted[:50], "1"])
         page = w.api_client.do(
             "GET",
             "/api/2.0/preview/scim/v2/Users",
