@@ -8,16 +8,18 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.errors import ConfigError, GovernanceError
-from bot.governance.audit import audit
 from bot.governance.models import Finding, WorkspaceReport
-from bot.logs import configure_logging
-from bot.report import format_table, to_csv, to_json, to_table
-from bot.services import Services, build_services
-from bot.settings import load_settings
 from bot.weekly_cli import WEEKLY_COMMANDS, add_weekly_commands, run_weekly_command
+
+if TYPE_CHECKING:
+    from bot.services import Services
+    from bot.settings import Settings
+
+# Modules are imported by the command that needs them: `patbot --help` and a configuration error answer
+# without loading databricks-sdk, Redis, Bolt or the emulators.
 
 log = logging.getLogger("patbot")
 
@@ -98,19 +100,29 @@ def main(
             from bot.demo import run_demo
 
             return int(run_demo(sys.stdout))
-        svc = services or build_services(load_settings(os.environ.get("PATBOT_SECRETS_DIR", "/run/secrets")))
+        from bot.settings import load_settings
+
+        settings = (
+            services.settings
+            if services
+            else load_settings(os.environ.get("PATBOT_SECRETS_DIR", "/run/secrets"))
+        )
+        if args.command == "audit":
+            return run_audit(services or _audit_services(settings), args, out or sys.stdout, sys.stderr)
+        from bot.services import build_services
+
+        svc = services or build_services(settings)
         if svc.embedded_store and args.command in {"serve", "log"}:
             log.warning(
                 "REDIS_URL is not set: using the embedded in-memory store; pending approvals and the "
                 "audit log do not survive a restart"
             )
-        if args.command == "audit":
-            return run_audit(svc, args, out or sys.stdout, sys.stderr)
         if args.command in WEEKLY_COMMANDS:
             return run_weekly_command(svc, args, out or sys.stdout)
         if args.command == "log":
             return run_log(svc, args, out or sys.stdout)
         if args.command == "serve":
+            from bot.logs import configure_logging
             from handlers.serve import serve
 
             configure_logging(os.environ.get("PATBOT_LOG_LEVEL", "INFO"))
@@ -131,8 +143,19 @@ def main(
     return EXIT_ERROR
 
 
+def _audit_services(settings: Settings) -> Services:
+    """What `patbot audit` needs: the fleet and the policy; no store."""
+    settings.require_databricks()  # before loading databricks-sdk, so a configuration error answers at once
+    from bot.services import Services, build_fleet, policy_from
+
+    return Services(settings=settings, fleet=build_fleet(settings), policy=policy_from(settings))
+
+
 def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """`patbot audit`: print the report; exit 2 if a workspace failed, 1 on a --fail-on finding."""
+    """`patbot audit`: print the report as workspaces are read; exit 2 if one failed, 1 on --fail-on."""
+    from bot.governance.audit import select_gateways, stream_audit
+    from bot.report import CsvReportWriter, JsonReportWriter, ReportWriter, TableReportWriter
+
     progress = None
     if err.isatty():
 
@@ -142,26 +165,37 @@ def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO)
                 err.write("\n")
             err.flush()
 
-    report = audit(
-        svc.fleet,
+    now = svc.clock()
+    gateways = select_gateways(svc.fleet, args.workspace)
+    writer: ReportWriter
+    if args.format == "json":
+        writer = JsonReportWriter(out, now)
+    elif args.format == "csv":
+        writer = CsvReportWriter(out)
+    else:
+        writer = TableReportWriter(out, now)
+    fail_on = set(args.fail_on)
+    found = False
+    failed: list[WorkspaceReport] = []
+    for ws in stream_audit(
+        gateways,
         svc.policy,
-        selectors=args.workspace,
-        now=svc.clock(),
+        now=now,
         owner=args.owner,
         max_workers=svc.settings.audit_concurrency,
         on_progress=progress,
-    )
-    render = {"table": to_table, "json": to_json, "csv": to_csv}[args.format]
-    out.write(render(report))
+    ):
+        writer.add(ws)
+        if ws.failed:
+            failed.append(ws)
+        found = found or any(fail_on.intersection(t.findings) for t in ws.tokens)
+    writer.close()
     out.flush()
-    if report.failed:
-        for ws in report.failed:
+    if failed:
+        for ws in failed:
             print(f"patbot: could not read {ws.workspace.label}: {ws.error}", file=err)
         return EXIT_ERROR
-    fail_on = set(args.fail_on)
-    if fail_on and any(fail_on.intersection(t.findings) for t in report.tokens):
-        return EXIT_FINDINGS
-    return EXIT_OK
+    return EXIT_FINDINGS if found else EXIT_OK
 
 
 def run_log(svc: Services, args: argparse.Namespace, out: TextIO) -> int:
@@ -205,6 +239,8 @@ def run_log(svc: Services, args: argparse.Namespace, out: TextIO) -> int:
         )
         for r in rows
     ]
+    from bot.report import format_table
+
     out.write("\n".join(format_table(header, table)) + "\n")
     if not rows:
         out.write("(no requests yet)\n")

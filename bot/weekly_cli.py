@@ -6,24 +6,16 @@ import argparse
 import html
 import re
 import sys
-from typing import Any, TextIO
-
-import redis
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.errors import ConfigError, GovernanceError
-from bot.services import Services
 from bot.settings import Settings
-from bot.weekly import (
-    DmRenderer,
-    ReminderResult,
-    SummaryRenderer,
-    SummaryResult,
-    dm_lines,
-    remind,
-    summary,
-)
+
+if TYPE_CHECKING:  # the weekly job loads Redis, Slack and databricks-sdk: not for `patbot --help`
+    from slack_sdk import WebClient
+
+    from bot.services import Services
+    from bot.weekly import DmRenderer, ReminderResult, SummaryRenderer, SummaryResult
 
 EXIT_OK, EXIT_ERROR = 0, 2
 _SLACK_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
@@ -44,6 +36,8 @@ def add_weekly_commands(subparsers: argparse._SubParsersAction[argparse.Argument
 
 def weekly_client(settings: Settings) -> WebClient:
     """A `WebClient` for ``PATBOT_SLACK_API_URL``; the weekly job handles 429s itself."""
+    from slack_sdk import WebClient
+
     settings.require("slack_bot_token")
     assert settings.slack_bot_token is not None
     return WebClient(
@@ -64,6 +58,11 @@ def run_weekly_command(
     render_summary: SummaryRenderer | None = None,
 ) -> int:
     """Run `patbot remind` or `patbot summary`: 0 when complete, 2 on configuration or connection errors."""
+    import redis
+    from slack_sdk.errors import SlackApiError
+
+    from bot.weekly import remind, summary
+
     err = err or sys.stderr
     try:
         if render_dm is None or render_summary is None:
@@ -99,6 +98,8 @@ def run_weekly_command(
 
 
 def _report_reminders(result: ReminderResult, out: TextIO, err: TextIO) -> int:
+    from bot.weekly import dm_lines
+
     write = out.write
     if result.dry_run:
         write(f"Week {result.week} (dry run): {result.eligible} owner(s) hold stale or non-expiring tokens\n")
