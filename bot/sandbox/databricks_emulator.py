@@ -41,6 +41,7 @@ request bodies are redacted there too).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -48,6 +49,7 @@ import json
 import random
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -308,7 +310,31 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, port: int, emulator: DatabricksEmulator, target: str) -> None:
         self.emulator = emulator
         self.target = target
-        super().__init__(("127.0.0.1", port), _Handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        handler = _KeepAliveHandler if emulator.keep_alive else _Handler
+        super().__init__(("127.0.0.1", port), handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        """End kept-alive connections too, so a server taken down refuses the very next call."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection cut by `take_down` is not an error worth a traceback."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -353,6 +379,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
 
+class _KeepAliveHandler(_Handler):
+    # HTTP/1.1: connections stay open between requests, as Databricks' do (`keep_alive=True`).
+    protocol_version = "HTTP/1.1"
+
+
 class _Listener:
     """One listening server (a workspace or the account console) that can be taken down and brought back."""
 
@@ -374,7 +405,7 @@ class _Listener:
         self.port = server.server_address[1]
         thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": self._emulator.poll_interval},
             name=f"databricks-emulator-{self.target}",
             daemon=True,
         )
@@ -387,6 +418,7 @@ class _Listener:
         if server is None:
             return
         server.shutdown()
+        server.close_open_connections()
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -407,6 +439,8 @@ class DatabricksEmulator:
         account_token: str = DEFAULT_ADMIN_TOKEN,
         scim_max_page_size: int = 100,
         clock: Callable[[], datetime] | None = None,
+        poll_interval: float = 0.05,
+        keep_alive: bool = False,
     ) -> None:
         self._workspaces: dict[str, EmulatedWorkspace] = {}
         for ws in workspaces:
@@ -418,6 +452,10 @@ class DatabricksEmulator:
         self.account_id = account_id or DEFAULT_ACCOUNT_ID
         self._account_token = account_token
         self._scim_max_page_size = scim_max_page_size
+        # How often each idle server checks for shutdown; a thousand-workspace fleet (bench) wakes less.
+        self.poll_interval = poll_interval
+        # HTTP/1.1 keep-alive (as Databricks); off by default: one connection per request (HTTP/1.0).
+        self.keep_alive = keep_alive
         self._kind_cache: dict[tuple[str, str], tuple[tuple[int, int], list[EmulatedPrincipal]]] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()

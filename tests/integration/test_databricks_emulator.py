@@ -455,3 +455,17 @@ def test_demo_fleet_shape() -> None:
     assert len({i[:8] for i in prod_ids}) == 9  # one ambiguous 8-character prefix
     assert all(t.expiry_time == -1 or t.expiry_time > t.creation_time for ws in fleet for t in ws.tokens)
     assert fleet[0].tokens[0].creation_time < int((NOW - timedelta(days=1)).timestamp() * 1000)
+
+
+def test_keep_alive_connections_are_reused_and_cut_by_take_down() -> None:
+    with DatabricksEmulator(demo_fleet(NOW), keep_alive=True) as emu:
+        session = requests.Session()
+        url = emu.host_of("prod") + "/api/2.0/token-management/tokens"
+        headers = {"Authorization": f"Bearer {DEFAULT_ADMIN_TOKEN}"}
+        first = session.get(url, headers=headers, timeout=5)
+        second = session.get(url, headers=headers, timeout=5)
+        assert first.status_code == second.status_code == 200
+        assert first.raw.version == 11 and second.raw.version == 11
+        emu.take_down("prod")
+        with pytest.raises(requests.ConnectionError):
+            session.get(url, headers=headers, timeout=5)
