@@ -220,9 +220,9 @@ def run_scenario(s: Scenario, args: argparse.Namespace) -> None:
         if s.key == "C":
             bare = series("bare token_management.list()", [*sdk, "list"], env, args.runs)
             r = patbot.wall / bare.wall
-            print(f"   patbot / bare list: {r:.2f}x (target <= 1.5x: {verdict(r <= 1.5)})")
+            print(f"   {s.key}: patbot / bare list: {r:.2f}x (target <= 1.5x: {verdict(r <= 1.5)})")
             print(
-                f"   patbot peak RSS: {patbot.rss:.0f} MiB (target <= 200 MiB: {verdict(patbot.rss <= 200)})"
+                f"   {s.key}: patbot peak RSS: {patbot.rss:.0f} MiB (target <= 200 MiB: {verdict(patbot.rss <= 200)})"
             )
             return
         pool = series("SDK, 32-thread pool, tokens only", [*sdk, "pool"], env, args.runs)
@@ -230,31 +230,31 @@ def run_scenario(s: Scenario, args: argparse.Namespace) -> None:
         r_reads, r_pool = ratio(reads, patbot), ratio(pool, patbot)
         if s.key == "A":
             print(
-                f"   patbot vs pool doing the same reads: {r_reads:.1f}x faster (target >= 4x: {verdict(r_reads >= 4)})"
+                f"   {s.key}: patbot vs pool doing the same reads: {r_reads:.1f}x faster (target >= 4x: {verdict(r_reads >= 4)})"
             )
-            print(f"   patbot vs pool listing tokens only: {r_pool:.1f}x faster")
+            print(f"   {s.key}: patbot vs pool listing tokens only: {r_pool:.1f}x faster")
             if not args.quick:
                 serial = series("SDK, plain serial loop, tokens", [*sdk, "serial"], env, args.serial_runs)
                 r_serial = ratio(serial, patbot)
                 print(
-                    f"   patbot vs serial loop: {r_serial:.1f}x faster (target >= 60x: {verdict(r_serial >= 60)})"
+                    f"   {s.key}: patbot vs serial loop: {r_serial:.1f}x faster (target >= 60x: {verdict(r_serial >= 60)})"
                 )
             print(
-                f"   patbot whole process: {patbot.wall:.2f} s (target < ~3 s: {verdict(patbot.wall < 3.0)})"
+                f"   {s.key}: patbot whole process: {patbot.wall:.2f} s (target < ~3 s: {verdict(patbot.wall < 3.0)})"
             )
         else:
             print(
-                f"   patbot vs pool doing the same reads: {r_reads:.1f}x faster (target >= 2x: {verdict(r_reads >= 2)})"
+                f"   {s.key}: patbot vs pool doing the same reads: {r_reads:.1f}x faster (target >= 2x: {verdict(r_reads >= 2)})"
             )
-            print(f"   patbot vs pool listing tokens only: {r_pool:.1f}x faster")
+            print(f"   {s.key}: patbot vs pool listing tokens only: {r_pool:.1f}x faster")
             share = patbot.cpu / 19.8
             print(
-                f"   patbot CPU: {patbot.cpu:.2f} s = {share:.0%} of the 19.8 s before issue 16 "
+                f"   {s.key}: patbot CPU: {patbot.cpu:.2f} s = {share:.0%} of the 19.8 s before issue 16 "
                 f"(target <= 25%: {verdict(share <= 0.25)})"
             )
             if before is not None:
                 print(
-                    f"   patbot CPU before (measured here): {before.cpu:.2f} s -> now {patbot.cpu / before.cpu:.0%}"
+                    f"   {s.key}: patbot CPU before (measured here): {before.cpu:.2f} s -> now {patbot.cpu / before.cpu:.0%}"
                 )
 
 
