@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -134,6 +135,58 @@ def token_from_sdk(info: TokenInfo, workspace: str) -> Token | None:
     )
 
 
+_JSON = json.JSONDecoder()
+_BLANK = re.compile(r"[ \t\n\r]*")
+
+
+def json_array_items(text: str, field: str) -> Iterator[Any]:
+    """The items of the array `field` of the JSON object in `text`, decoded one at a time.
+
+    The same JSON, parsed once, but a large listing's records can be mapped and released as they come.
+    Raises `ValueError` when `text` is not a JSON object.
+    """
+
+    def skip(pos: int) -> int:
+        return _BLANK.match(text, pos).end()  # type: ignore[union-attr]
+
+    def expect(pos: int, chars: str) -> str:
+        if pos >= len(text) or text[pos] not in chars:
+            raise ValueError(f"expected one of {chars!r} at {pos}")
+        return text[pos]
+
+    pos = skip(0)
+    if pos == len(text):
+        return
+    expect(pos, "{")
+    pos = skip(pos + 1)
+    if text[pos : pos + 1] == "}":
+        return
+    while True:
+        key, pos = _JSON.raw_decode(text, pos)
+        pos = skip(pos)
+        expect(pos, ":")
+        pos = skip(pos + 1)
+        if key == field and text[pos : pos + 1] == "[":
+            pos = skip(pos + 1)
+            if text[pos : pos + 1] == "]":
+                pos += 1
+            else:
+                while True:
+                    item, pos = _JSON.raw_decode(text, pos)
+                    yield item
+                    pos = skip(pos)
+                    if expect(pos, ",]") == "]":
+                        pos += 1
+                        break
+                    pos = skip(pos + 1)
+        else:
+            _, pos = _JSON.raw_decode(text, pos)
+        pos = skip(pos)
+        if expect(pos, ",}") == "}":
+            return
+        pos = skip(pos + 1)
+
+
 def posture_from_conf(conf: dict[str, str | None]) -> Posture:
     """Read `enableTokensConfig` / `maxTokenLifetimeDays` (string values; unset max means 730)."""
     enabled = str(conf.get("enableTokensConfig") or "true").strip().lower() != "false"
@@ -251,21 +304,19 @@ class WorkspaceGateway:
         return list(self._reads.get("tokens", self._list_tokens))
 
     def _list_tokens(self) -> list[Token]:
-        with translated_errors(self.workspace.label, "listing tokens"):
-            answer = self.client.api_client.do("GET", "/api/2.0/token-management/tokens")
-        infos = answer.get("token_infos") if isinstance(answer, dict) else None
-        if not isinstance(infos, list):
-            return []
-        # Map each record as it is released, so the parsed JSON and the tokens are not all held at once.
-        infos.reverse()
         tokens = []
         host = self.workspace.host
-        while infos:
-            token = token_from_sdk(TokenInfo.from_dict(infos.pop()), host)
-            if token is None:
-                log.warning("skipping a token without id or creation time in %s", self.workspace.label)
-                continue
-            tokens.append(token)
+        with translated_errors(self.workspace.label, "listing tokens"):
+            answer = self.client.api_client.do("GET", "/api/2.0/token-management/tokens", raw=True)
+            assert isinstance(answer, dict)
+            text = answer["contents"].read().decode("utf-8")
+            # One record decoded and mapped at a time: 100,000 parsed dicts are never all held at once.
+            for info in json_array_items(text, "token_infos"):
+                token = token_from_sdk(TokenInfo.from_dict(info), host)
+                if token is None:
+                    log.warning("skipping a token without id or creation time in %s", self.workspace.label)
+                    continue
+                tokens.append(token)
         return tokens
 
     def get_token(self, token_id: str) -> Token:

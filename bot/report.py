@@ -110,6 +110,9 @@ class JsonReportWriter:
         for item, label in items:
             lines.append(("\n    " if self._first else ",\n    ") + json.dumps(token_row(item, label)))
             self._first = False
+            if len(lines) >= 1000:  # bounded: a workspace of 100,000 tokens is not held as text
+                self._out.write("".join(lines))
+                lines.clear()
         self._out.write("".join(lines))
 
     def close(self) -> None:
