@@ -81,7 +81,7 @@ METRICS = [
     ),
     Metric("C: patbot peak RSS", "audit_fleet", r"C: patbot peak RSS: ([\d.]+) MiB", "MiB", "<= 200"),
     Metric(
-        "classification rate", "classify", r"-> ([\d,]+) tokens/s", "tokens/s", "reported (200,000 not met)"
+        "classification rate", "classify", r"-> ([\d,]+) tokens/s", "tokens/s", ">= 200,000 (idle machine)"
     ),
     Metric("peak memory, 100,000 tokens classified", "classify", r"peak memory .*: ([\d.]+) MiB", "MiB", "-"),
     Metric("reminder campaign / rate-limit bound", "reminders", r"ratio ([\d.]+)", "", "<= 1.2"),
