@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from entrypoints.demo import Demo, start_demo
 from bot.errors import ConfigError
 from bot.sandbox.demo_data import ADMIN_CHANNEL, PERSONAS
 from bot.sandbox.slack_signing import block_action_body, headers_for
+from entrypoints.demo import Demo, start_demo
 
 pytestmark = pytest.mark.integration
 
@@ -322,7 +322,7 @@ def test_a_taken_port_is_named(demo: Demo) -> None:
 def test_patbot_demo_prints_the_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "PATBOT_DEMO_PORT": "0"}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from bot.cli import main; raise SystemExit(main(['demo']))"],
+        [sys.executable, "-c", "from entrypoints.cli import main; raise SystemExit(main(['demo']))"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
