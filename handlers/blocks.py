@@ -14,6 +14,7 @@ Block = dict[str, Any]
 
 ACTION_REVOKE_OWN = "pat_revoke_own"
 ACTION_REVOKE_ROTATED = "pat_revoke_rotated"
+ACTION_NARROW_OWN = "pat_narrow_own"
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -22,6 +23,7 @@ MAX_HOME_TOKENS = 90  # a Home view holds 100 blocks
 MAX_COMMENT_CHARS = 80
 
 __all__ = [  # FINDING_LABELS moved to bot.governance.labels; imported from here by older callers
+    "ACTION_NARROW_OWN",
     "ACTION_REVOKE_OWN",
     "FINDING_LABELS",
     "MAX_BLOCKS",
