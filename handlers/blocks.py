@@ -161,8 +161,11 @@ def help_blocks(is_approver: bool) -> list[Block]:
     lines = [
         "*`/pat audit`* — your tokens across all workspaces, with findings",
         "*`/pat revoke <id> [reason]`* — revoke a token (others' tokens need an approver)",
-        "*`/pat create <service-principal> <lifetime> [workspace=<ws>] [comment]`* — via approval",
+        "*`/pat create <service-principal> <lifetime> [workspace=<ws>] [scopes=<s1,s2,…>] [autoscope] "
+        "[comment]`* — via approval",
         "*`/pat rotate <id>`* — replace a token (service principals via approval)",
+        "*`/pat scope <id> <s1,s2,…>`* | *`suggested`* — change a token's API scopes (narrowing your own "
+        "after you confirm; anything else via approval)",
         "*`/pat help`* — this message",
     ]
     if is_approver:

@@ -14,12 +14,15 @@ from bot.provisioning import plan_create
 
 @dataclass(frozen=True, slots=True)
 class CreateAsk:
-    """What the requester asked for: a principal (application ID or name), a lifetime such as `30d`."""
+    """What the requester asked for: a principal (application ID or name), a lifetime such as `30d`, and
+    the API scopes (as typed, checked by the flow) and whether Databricks should autoscope the token."""
 
     principal: str
     lifetime: str
     workspace: str | None = None
     comment: str = ""
+    scopes: tuple[str, ...] = ()
+    autoscope: bool = False
 
 
 def request_create(deps: FlowDeps, actor: str, ask: CreateAsk) -> RequestResult:
