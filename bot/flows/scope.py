@@ -3,7 +3,17 @@ else, and every widening, goes to the approvers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from bot.errors import GovernanceError
+from bot.governance.findings import suggested_scopes, usage_known
+from bot.governance.models import Token
+from bot.governance.scopes import FULL_ACCESS, Scope, covers, validate_scopes
+
+
+class ScopeRefused(GovernanceError):
+    """A scope change that cannot be asked for, with the reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,3 +24,30 @@ class ScopeAsk:
     token: str
     scopes: tuple[str, ...] = ()
     suggested: bool = False
+
+
+def widens(old: Iterable[str | Scope], new: Iterable[str | Scope]) -> bool:
+    """Whether `new` allows anything `old` did not; no scopes (or `all-apis`) is full access, the widest."""
+    return not covers(tuple(old) or (FULL_ACCESS,), new)
+
+
+def new_scopes(token: Token, ask: ScopeAsk) -> tuple[str, ...]:
+    """The scopes asked for, as Databricks spells them; raises `ScopeRefused` / `InvalidScope` naming why."""
+    if ask.suggested:
+        if not usage_known(token):
+            raise ScopeRefused(
+                f"Databricks has not inferred yet which APIs token `{token.short_id}` uses, so there is "
+                f"nothing to suggest. Name the scopes instead: `/pat scope {token.short_id} sql,jobs:read`."
+            )
+        chosen = suggested_scopes(token)
+        if not chosen:
+            raise ScopeRefused(
+                f"Token `{token.short_id}` uses nothing its scopes allow, so narrowing it would leave it "
+                "nothing; revoke it instead if it is not needed."
+            )
+    else:
+        chosen = validate_scopes(ask.scopes)
+    texts = tuple(s.text for s in chosen)
+    if sorted(texts) == sorted(token.scopes):
+        raise ScopeRefused(f"Token `{token.short_id}` already has exactly these scopes; nothing to change.")
+    return texts
