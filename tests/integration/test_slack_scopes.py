@@ -64,7 +64,7 @@ def test_a_scoped_create_sends_exactly_those_scopes(pbot: Bot, people: People) -
     reply = ask(pbot, people.bob, "create etl-pipeline 30d workspace=prod scopes=sql,jobs:read nightly load")
     assert "sent to the approvers" in text_of(reply)
     assert "sql, jobs (read)" in text_of(reply)
-    admin = json.dumps(pbot.slack.messages_to(ADMIN_CHANNEL)[-1].blocks)
+    admin = json.dumps(pbot.slack.messages_to(ADMIN_CHANNEL)[-1].blocks, ensure_ascii=False)
     assert "sql, jobs (read)" in admin, "the approvers see the scopes in plain words"
     approve_latest(pbot, people.approver)
     (body,) = obo_bodies(pbot)
@@ -86,7 +86,7 @@ def test_an_autoscoped_create_asks_databricks_to_autoscope(pbot: Bot, people: Pe
     [
         ("create etl-pipeline 30d workspace=prod scopes=sql,jbos", "Unknown API scope `jbos`"),
         ("create etl-pipeline 30d workspace=prod scopes=jobs:write", "Unknown scope modifier `write`"),
-        ("create etl-pipeline 30d workspace=prod nightly", "`scopes=sql,jobs:read` or `autoscope`"),
+        ("create etl-pipeline 30d workspace=prod nightly", "add `scopes=sql,jobs:read` (the APIs the token needs) or `autoscope`"),
     ],
 )
 def test_unknown_scopes_and_scopeless_creates_are_refused_before_any_request(
@@ -153,8 +153,8 @@ def test_a_widening_waits_for_an_approver_even_for_the_owner(bot: Bot, people: P
     assert token.scopes == ["sql"]
     reply = ask(bot, people.bob, f"scope {token.token_id[:12]} sql,jobs")
     assert "sent to the approvers" in text_of(reply)
-    admin = json.dumps(bot.slack.messages_to(ADMIN_CHANNEL)[-1].blocks)
-    assert "sql → sql, jobs" in admin and "wider" in admin
+    admin = json.dumps(bot.slack.messages_to(ADMIN_CHANNEL)[-1].blocks, ensure_ascii=False)
+    assert "sql → sql, jobs" in admin and "*Wider* than before" in admin
     assert patches(bot) == []
     approve_latest(bot, people.approver)
     assert [p["token"]["scopes"] for p in patches(bot)] == [["sql", "jobs"]]
