@@ -86,7 +86,10 @@ def test_an_autoscoped_create_asks_databricks_to_autoscope(pbot: Bot, people: Pe
     [
         ("create etl-pipeline 30d workspace=prod scopes=sql,jbos", "Unknown API scope `jbos`"),
         ("create etl-pipeline 30d workspace=prod scopes=jobs:write", "Unknown scope modifier `write`"),
-        ("create etl-pipeline 30d workspace=prod nightly", "add `scopes=sql,jobs:read` (the APIs the token needs) or `autoscope`"),
+        (
+            "create etl-pipeline 30d workspace=prod nightly",
+            "add `scopes=sql,jobs:read` (the APIs the token needs) or `autoscope`",
+        ),
     ],
 )
 def test_unknown_scopes_and_scopeless_creates_are_refused_before_any_request(
