@@ -15,6 +15,7 @@ from bot.provisioning import CreateAsk, ProvisioningRefused, Rules, plan_create
 
 __all__ = ["CreateAsk", "access_of", "request_create", "rules_of"]
 
+
 def rules_of(deps: FlowDeps) -> Rules:
     """The provisioning rules of the settings, with the store of which keys hold live tokens' values."""
     return Rules(deps.settings.max_lifetime_days, deps.settings.secret_scope, deps.executor.secret_keys)

@@ -165,4 +165,7 @@ def dm_lines(reminder: OwnerReminder) -> list[str]:
     for item in reminder.tokens:
         findings = ", ".join(f.value for f in item.assessment.findings)
         lines.append(f"  {item.assessment.token.short_id} in {item.workspace} [{findings}]")
+    for item in reminder.narrowable:
+        to = ",".join(s.text for s in suggested_scopes(item.assessment.token))
+        lines.append(f"  {item.assessment.token.short_id} in {item.workspace} can be narrowed to {to}")
     return lines

@@ -17,7 +17,9 @@ def core_modules() -> list[str]:
 
 
 def test_core_modules_do_not_load_slack_or_the_surfaces() -> None:
-    assert {"bot.approvals", "bot.operations", "bot.flows.decide", "bot.governance.audit"} <= set(core_modules())
+    assert {"bot.approvals", "bot.operations", "bot.flows.decide", "bot.governance.audit"} <= set(
+        core_modules()
+    )
     code = (
         "import importlib, sys\n"
         f"for name in {core_modules()!r}:\n"

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.governance.findings import Classifier
 from bot.governance.models import Finding, FleetReport, Policy, Token, Workspace, WorkspaceReport
-from bot.weekly import WeekTotals, build_summary, plan_reminders
+from bot.weekly import WeekTotals, build_summary, dm_lines, plan_reminders
 from handlers.blocks import ACTION_NARROW_OWN, ACTION_REVOKE_OWN, MAX_BLOCKS
 from handlers.weekly_blocks import reminder_message, summary_message
 
@@ -115,3 +115,8 @@ def test_the_scope_share_without_last_weeks_figure_shows_no_change() -> None:
     content = build_summary(fleet, WEEK, previous=previous, not_in_slack=[], service_principal_tokens=0)
     body = texts(summary_message(content).blocks)
     assert "With API scopes: *1* of 2 tokens (50%)" in body
+
+
+def test_a_dry_run_lists_what_each_dm_would_offer_to_narrow() -> None:
+    reminders, _ = plan_reminders(report(token(1, **STALE), token(2, **WIDE)), WEEK)
+    assert "  0002cdcdcdcd in prod can be narrowed to jobs:read,sql" in dm_lines(reminders[0])
