@@ -7,20 +7,37 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from bot.approvals import ApprovalRequest, ApprovalStore, PolicyPlan, RequestKind, RevokePlan, TokenPlan
+from bot.approvals import (
+    ApprovalRequest,
+    ApprovalStore,
+    PolicyPlan,
+    RequestKind,
+    RevokePlan,
+    ScopePlan,
+    TokenPlan,
+)
 from bot.databricks import (
     DatabricksError,
     DatabricksNotFound,
     TokenValueLost,
     WorkspaceGateway,
     WriteInDoubt,
+    WriteNotApplied,
 )
 from bot.errors import GovernanceError
 from bot.fleet import Fleet
 from bot.governance.models import TokenAccess
 from bot.secret_keys import KeyChoice, SecretKeys, choose_key
 
-__all__ = ["ActionResult", "Operations", "SecretKeys", "StepFailed", "marked_comment", "marker_for"]
+__all__ = [
+    "ActionResult",
+    "Operations",
+    "SecretKeys",
+    "StepFailed",
+    "marked_comment",
+    "marker_for",
+    "scope_list",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +79,8 @@ class Operations:
                 if request.kind == RequestKind.ROTATE
                 else self._create(request, plan)
             )
+        if isinstance(plan, ScopePlan):
+            return self._scope(request, plan)
         return self._policy(plan)
 
     def _gateway(self, host: str) -> WorkspaceGateway:
@@ -194,6 +213,27 @@ class Operations:
             )
         return ActionResult("rotated", f"{done}; old token {request.subject[:12]} revoked{_aside(note)}")
 
+    def _scope(self, request: ApprovalRequest, plan: ScopePlan) -> ActionResult:
+        """One PATCH of the token's scopes; a lost answer is read back, never resent."""
+        gateway = self._gateway(request.workspace)
+        short, label = request.subject[:12], gateway.workspace.label
+        change = f"{scope_list(plan.before)} → {scope_list(plan.after)}"
+        try:
+            gateway.update_scopes(request.subject, plan.after)
+        except DatabricksNotFound:
+            return ActionResult("failed", f"token {short} was already gone from {label}")
+        except WriteNotApplied as exc:
+            return ActionResult("failed", f"the scopes of token {short} were NOT changed: {exc.user_message}")
+        except WriteInDoubt as exc:
+            return ActionResult(
+                "failed",
+                f"whether the scopes of token {short} changed ({change}) is UNKNOWN: {exc.user_message}",
+            )
+        except DatabricksError as exc:
+            return ActionResult("failed", f"the scopes of token {short} were NOT changed: {exc.user_message}")
+        outcome = "widened" if plan.widening else "narrowed"
+        return ActionResult(outcome, f"scopes of token {short} in {label} {outcome}: {change}")
+
     def _policy(self, plan: PolicyPlan) -> ActionResult:
         days = plan.days
         done, failed = [], []
@@ -229,6 +269,11 @@ def marked_comment(comment: str, marker: str, rotated: date | None = None) -> st
         base = _ROTATED_RE.sub("", base)
     parts = [base.strip(), f"(rotated {rotated:%Y-%m-%d})" if rotated else "", marker]
     return " ".join(part for part in parts if part)
+
+
+def scope_list(scopes: tuple[str, ...]) -> str:
+    """Scopes as Databricks spells them, comma-separated; none is full access."""
+    return ", ".join(scopes) or "full access"
 
 
 def _aside(note: str) -> str:

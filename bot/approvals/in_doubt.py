@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.approvals.errors import ApprovalError
 from bot.approvals.models import ApprovalRequest, RequestKind
-from bot.approvals.plans import RevokePlan, TokenPlan
+from bot.approvals.plans import RevokePlan, ScopePlan, TokenPlan
 from bot.approvals.store import ApprovalStore
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,13 @@ def in_doubt_report(request: ApprovalRequest) -> InDoubt:
                 f"whether a token for {principal} was created in {workspace} and its value stored in secret "
                 f"{secret}; check the principal's tokens and the secret before creating another"
             )
+    elif isinstance(plan, ScopePlan):
+        workspace = plan.workspace_label or request.workspace
+        after = ",".join(plan.after)
+        not_known = (
+            f"whether the scopes of token {short} in {workspace} were changed to {after}; check its scopes "
+            "with `patbot audit --format json` before asking again"
+        )
     else:
         not_known = (
             f"whether maxTokenLifetimeDays = {plan.days} was applied on "

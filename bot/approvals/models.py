@@ -23,6 +23,7 @@ class RequestKind(StrEnum):
     CREATE = "create"
     ROTATE = "rotate"
     POLICY = "policy"
+    SCOPE = "scope"
 
 
 class RequestState(StrEnum):
@@ -77,7 +78,8 @@ class ApprovalRequest:
 class RequestDraft:
     """What a new request is about, before the store gives it an id and an expiry.
 
-    ``self_service`` marks the owner revoking their own token: the owner confirms it, no approver does.
+    ``self_service`` marks the owner revoking (or narrowing) their own token: the owner confirms it, no
+    approver does.
     """
 
     kind: RequestKind

@@ -52,13 +52,27 @@ class PolicyPlan:
     labels: str = ""
 
 
-Plan = RevokePlan | TokenPlan | PolicyPlan
+@dataclass(frozen=True, slots=True)
+class ScopePlan:
+    """Change one token's API scopes in place, from `before` to `after` (empty `before`: full access)."""
+
+    workspace_label: str = ""
+    owner_display: str = ""
+    comment: str = ""
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    widening: bool = False
+    """Whether `after` allows anything `before` did not."""
+
+
+Plan = RevokePlan | TokenPlan | PolicyPlan | ScopePlan
 
 PLAN_OF_KIND: dict[RequestKind, type[Any]] = {
     RequestKind.REVOKE: RevokePlan,
     RequestKind.CREATE: TokenPlan,
     RequestKind.ROTATE: TokenPlan,
     RequestKind.POLICY: PolicyPlan,
+    RequestKind.SCOPE: ScopePlan,
 }
 
 
