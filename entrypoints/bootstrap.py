@@ -125,9 +125,10 @@ class Application:
 
     @cached_property
     def metrics(self) -> Metrics:
+        from bot.flows.health import request_counts
         from handlers.metrics import Metrics
 
-        return Metrics(self.store)
+        return Metrics(lambda: request_counts(self.store))
 
     @cached_property
     def people(self) -> SlackDirectory:

@@ -8,7 +8,7 @@ from bot.flows.deps import FlowDeps
 from bot.flows.results import AuditResult, FleetAudit, OwnAudit, Refused, RequestResult
 from bot.services import Services
 from handlers.blocks import Block
-from handlers.errors import user_message
+from handlers.errors import note_failure
 from handlers.metrics import Metrics
 from handlers.result_blocks import request_result_blocks
 
@@ -27,7 +27,7 @@ class SlackContext:
             for _ in result.report.failed:
                 self.metrics.databricks_errors.labels("WorkspaceUnreadable").inc()
         elif isinstance(result, Refused) and result.error is not None:
-            user_message(result.error, self.metrics)
+            note_failure(result.error, self.metrics)
 
     def render(self, result: RequestResult) -> list[Block]:
         """Count, then render a request's result."""

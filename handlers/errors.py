@@ -36,3 +36,8 @@ def user_message(exc: BaseException, metrics: Metrics | None = None) -> str:
     ref = uuid.uuid4().hex[:8]
     log.error("unexpected failure (ref %s)", ref, exc_info=exc)
     return f"Something went wrong inside patbot (ref {ref}). Nothing was changed; an admin can find it in the logs."
+
+
+def note_failure(exc: BaseException, metrics: Metrics | None = None) -> None:
+    """Count and log a failure nobody needs to be told about (the message itself is not used)."""
+    user_message(exc, metrics)

@@ -23,7 +23,8 @@ from prometheus_client.registry import Collector
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.approvals import ApprovalError, ApprovalStore
+from bot.approvals import ApprovalError
+from bot.flows.health import RequestCounts
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,13 @@ class RequestGauges(Collector):
     When Redis does not answer, the two gauges are left out of that scrape (absent, not zero).
     """
 
-    def __init__(self, store: ApprovalStore) -> None:
-        self.store = store
+    def __init__(self, counts: Callable[[], RequestCounts]) -> None:
+        self.counts = counts
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         try:
-            pending = len(self.store.pending())
-            in_doubt = len(self.store.in_doubt())
+            counts = self.counts()
+            pending, in_doubt = counts.pending, counts.in_doubt
         except ApprovalError as exc:
             log.warning("metrics: approval store unavailable (%s)", type(exc).__name__)
             return []
@@ -67,15 +68,15 @@ class RequestGauges(Collector):
 class Metrics:
     """Requests and latency per command/action, and API errors by service."""
 
-    def __init__(self, store: ApprovalStore | None = None) -> None:
+    def __init__(self, counts: Callable[[], RequestCounts] | None = None) -> None:
         self.registry = CollectorRegistry()
         # The standard process, platform and GC metrics, on this registry rather than the global one.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         Info("patbot_build", "The running patbot", registry=self.registry).info({"version": patbot_version()})
-        if store is not None:
-            self.registry.register(RequestGauges(store))
+        if counts is not None:
+            self.registry.register(RequestGauges(counts))
         self.requests = Counter(
             "patbot_requests_total", "Slack requests handled", ("kind", "name"), registry=self.registry
         )

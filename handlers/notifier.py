@@ -15,7 +15,7 @@ from handlers.approval_blocks import (
     decision_dm_text,
     outcome_text,
 )
-from handlers.errors import user_message
+from handlers.errors import note_failure, user_message
 from handlers.metrics import Metrics
 from handlers.people import SlackDirectory
 from handlers.rotation_blocks import rotation_guide_blocks
@@ -58,14 +58,14 @@ class SlackNotifier:
                 text=outcome_text(request),
             )
         except Exception as exc:  # the outcome is recorded; a lost message update must not stop the DMs
-            user_message(exc, self.metrics)
+            note_failure(exc, self.metrics)
 
     def tell_decision(self, user_id: str, request: ApprovalRequest, *, to_owner: bool) -> None:
         """DM one person about a decision; one unreachable person must not stop the next DM."""
         try:
             self.client.chat_postMessage(channel=user_id, text=decision_dm_text(request, to_owner=to_owner))
         except Exception as exc:
-            user_message(exc, self.metrics)
+            note_failure(exc, self.metrics)
 
     def guide_rotation(self, user_id: str, token: Token, *, requester: str, max_days: int) -> None:
         """DM the owner the steps to replace their token, with a button to revoke the old one."""

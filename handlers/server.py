@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import waitress
-from redis.exceptions import RedisError
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import BaseWSGIServer, MultiSocketServer
 from waitress.wasyncore import close_all
 
+from bot.flows.health import store_ready
 from handlers.context import SlackContext
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def wsgi_app(
         if path == "/readyz":
             if in_flight.draining.is_set():
                 return plain(start_response, "503 Service Unavailable", b"shutting down\n")
-            ok, detail = redis_ready(ctx)
+            ok, detail = store_ready(ctx.services.redis)
             if ok and also_ready is not None:
                 ok, detail = also_ready()
             return plain(
@@ -128,18 +128,6 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     body = environ["wsgi.input"].read(length) if length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(body)
     return bytes(body)
-
-
-def redis_ready(ctx: SlackContext) -> tuple[bool, str]:
-    """Whether the store answers a PING."""
-    redis = ctx.services.redis
-    if redis is None:
-        return True, "ok (no store configured)"
-    try:
-        redis.ping()
-    except (RedisError, OSError) as exc:
-        return False, f"redis unavailable: {type(exc).__name__}"
-    return True, "ok"
 
 
 def make_server(application: WsgiApp, host: str, port: int, threads: int = 16) -> BaseWSGIServer:

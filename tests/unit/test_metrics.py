@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bot.approvals import ApprovalStore, RequestDraft, RequestKind, RequestState
+from bot.flows.health import request_counts
 from handlers.metrics import Metrics
 
 
@@ -34,7 +35,7 @@ def test_a_fresh_registry_has_process_metrics_and_build_info() -> None:
 
 def test_pending_and_in_doubt_are_read_from_the_store_at_scrape_time() -> None:
     store = ApprovalStore(fakeredis.FakeRedis(decode_responses=True), ttl=timedelta(hours=1))
-    metrics = Metrics(store)
+    metrics = Metrics(lambda: request_counts(store))
     assert samples(metrics)["patbot_pending_requests"] == [({}, 0.0)]
     first = store.create(RequestDraft(RequestKind.REVOKE, "a" * 32, "https://ws", "UREQ1"))
     store.create(RequestDraft(RequestKind.REVOKE, "b" * 32, "https://ws", "UREQ1"))
@@ -48,5 +49,6 @@ def test_pending_and_in_doubt_are_read_from_the_store_at_scrape_time() -> None:
 
 def test_an_unreachable_store_leaves_the_gauges_out_not_the_scrape() -> None:
     dead = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0), decode_responses=True)
-    got = samples(Metrics(ApprovalStore(dead, ttl=timedelta(hours=1))))
+    dead_store = ApprovalStore(dead, ttl=timedelta(hours=1))
+    got = samples(Metrics(lambda: request_counts(dead_store)))
     assert "patbot_pending_requests" not in got and "patbot_build_info" in got
