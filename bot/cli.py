@@ -155,6 +155,7 @@ def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO)
         owner=args.owner,
         max_workers=svc.settings.audit_concurrency,
         on_progress=progress,
+        oauth=args.format == "json",  # service principals' migration to OAuth: only JSON shows it
     )
     render = {"table": to_table, "json": to_json, "csv": to_csv}[args.format]
     out.write(render(report))

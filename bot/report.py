@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from bot.governance.migration import PrincipalMigration, fleet_migrations
 from bot.governance.models import FleetReport, GranteeKind, Posture, TokenAssessment, WorkspaceReport
 
 TOKEN_COLUMNS = (
@@ -92,14 +93,43 @@ def _labelled_tokens(report: FleetReport) -> list[tuple[TokenAssessment, str]]:
     return [(t, labels.get(t.token.workspace, t.token.workspace)) for t in report.tokens]
 
 
+def migration_row(item: PrincipalMigration) -> dict[str, Any]:
+    """One service principal's move from PATs to OAuth in one workspace, with its secrets (never values)."""
+    standing = item.standing
+    return {
+        "workspace": item.workspace,
+        "principal_id": item.principal.id,
+        "application_id": item.principal.name,
+        "display_name": item.principal.display_name,
+        "state": item.state.value,
+        "migrated_on": _iso(standing.migrated_on),
+        "pats_last_used": _iso(standing.pats_last_used),
+        "propose_pat_revocation": standing.propose_revocation,
+        "pats": [p.token.token_id for p in item.pats],
+        "oauth_secrets": [
+            {
+                "id": s.secret.secret_id,
+                "created": _iso(s.secret.created),
+                "expires": _iso(s.secret.expires),
+                "scopes": list(s.secret.scopes),  # empty: unrestricted
+                "findings": [f.value for f in s.findings],
+            }
+            for s in item.secrets
+        ],
+    }
+
+
 def to_json(report: FleetReport) -> str:
-    """The whole report as JSON."""
-    doc = {
+    """The whole report as JSON (with `service_principals` when their OAuth secrets were read)."""
+    doc: dict[str, Any] = {
         "generated_at": _iso(report.generated_at),
         "totals": {f.value: n for f, n in report.totals_by_finding().items()},
         "workspaces": [workspace_row(ws) for ws in report.workspaces],
         "tokens": [token_row(t, label) for t, label in _labelled_tokens(report)],
     }
+    migrations = fleet_migrations(report)
+    if migrations is not None:
+        doc["service_principals"] = [migration_row(m) for m in migrations]
     return json.dumps(doc, indent=2)
 
 

@@ -13,6 +13,7 @@ from bot.databricks import DatabricksError, WorkspaceGateway
 from bot.errors import UnknownWorkspace
 from bot.fleet import Fleet
 from bot.governance.findings import Classifier
+from bot.governance.migration import OAuthSecret, assess_migrations
 from bot.governance.models import FleetReport, Policy, Posture, Principal, Token, Workspace, WorkspaceReport
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,39 @@ def assemble(
     return report
 
 
+SECRET_READS_PER_WORKSPACE = 8
+
+
+def read_migrations(
+    gateway: WorkspaceGateway,
+    report: WorkspaceReport,
+    service_principals: Outcome[list[Principal]],
+    policy: Policy,
+    now: datetime,
+) -> None:
+    """List the OAuth secrets of the workspace's active service principals and judge their migration.
+
+    Leaves `report.migrations` None, with a warning, when a listing fails: half the secrets would
+    misclassify principals.
+    """
+    if report.failed:
+        return
+    label = gateway.workspace.label
+    if service_principals.value is None:
+        report.warnings.append(f"OAuth migration not read: {service_principals.error}")
+        return
+    active = [p for p in service_principals.value if p.active and p.id.isdigit()]
+    workers = max(1, min(SECRET_READS_PER_WORKSPACE, len(active)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="patbot-secrets") as pool:
+        reads = list(pool.map(lambda p: capture(lambda: gateway.list_principal_secrets(p.id), label), active))
+    failed = next((r.error for r in reads if r.error is not None), None)
+    if failed is not None:
+        report.warnings.append(f"OAuth migration not read: {failed}")
+        return
+    secrets: dict[str, list[OAuthSecret]] = {p.id: r.value or [] for p, r in zip(active, reads, strict=True)}
+    report.migrations = assess_migrations(label, active, report.tokens, secrets, policy, now)
+
+
 def _principals(
     users: Future[Outcome[list[Principal]]], sps: Future[Outcome[list[Principal]]]
 ) -> Outcome[list[Principal]]:
@@ -96,8 +130,13 @@ def audit_fleet(
     owner: str | None = None,
     max_workers: int = 256,
     on_progress: ProgressCallback | None = None,
+    oauth: bool = False,
 ) -> FleetReport:
-    """Audit every workspace; each workspace's four reads run as separate tasks of one bounded pool."""
+    """Audit every workspace; each workspace's four reads run as separate tasks of one bounded pool.
+
+    With `oauth` (and no `owner` filter), the service principals' OAuth secrets are read too and each
+    workspace's report carries their migration from PATs (`WorkspaceReport.migrations`).
+    """
     moment = now or datetime.now(UTC)
     classifier = Classifier(policy, moment)
     reports: list[WorkspaceReport] = []
@@ -118,6 +157,7 @@ def audit_fleet(
             )
 
         started = [(gw, pool.submit(start, gw)) for gw in gateways]
+        secret_reads: list[Future[None]] = []
         for done, (gw, reads) in enumerate(started, start=1):
             posture, tokens, users, sps = reads.result()
             report = assemble(
@@ -129,8 +169,12 @@ def audit_fleet(
                 owner,
             )
             reports.append(report)
+            if oauth and owner is None:
+                secret_reads.append(pool.submit(read_migrations, gw, report, sps.result(), policy, moment))
             if on_progress is not None:
                 on_progress(done, len(gateways), report)
+        for read in secret_reads:
+            read.result()
     return FleetReport(generated_at=moment, workspaces=reports)
 
 
@@ -143,8 +187,9 @@ def audit(
     selectors: Sequence[str] = (),
     max_workers: int = 256,
     on_progress: ProgressCallback | None = None,
+    oauth: bool = False,
 ) -> FleetReport:
-    """Audit the fleet, or the workspaces matching `selectors` (host, ID or name).
+    """Audit the fleet, or the workspaces matching `selectors` (host, ID or name); `oauth` as `audit_fleet`.
 
     Raises `UnknownWorkspace` for a selector that matches nothing, and `DatabricksError` when the
     account's workspaces cannot be listed.
@@ -161,5 +206,5 @@ def audit(
     else:
         gateways = fleet.gateways()
     return audit_fleet(
-        gateways, policy, now=now, owner=owner, max_workers=max_workers, on_progress=on_progress
+        gateways, policy, now=now, owner=owner, max_workers=max_workers, on_progress=on_progress, oauth=oauth
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
-from bot.governance.models import Finding, Policy, Principal, Token, TokenAssessment
+from bot.governance.models import Finding, FleetReport, Policy, Principal, Token, TokenAssessment
 from bot.governance.scopes import FULL_ACCESS, Scope, intersect, is_full_access
 
 
@@ -182,3 +182,11 @@ def union_scopes(pats: Iterable[Token]) -> tuple[Scope, ...]:
         texts.extend(token.scopes)
     # A list intersected with itself comes back merged: `jobs` and `jobs:read` become `jobs`.
     return intersect(texts, texts) if texts else ()
+
+
+def fleet_migrations(report: FleetReport) -> list[PrincipalMigration] | None:
+    """Every workspace's migrations, or None when no workspace's OAuth secrets were read."""
+    read = [ws.migrations for ws in report.workspaces if ws.migrations is not None]
+    if not read:
+        return None
+    return [m for migrations in read for m in migrations]
