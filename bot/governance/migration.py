@@ -190,3 +190,21 @@ def fleet_migrations(report: FleetReport) -> list[PrincipalMigration] | None:
     if not read:
         return None
     return [m for migrations in read for m in migrations]
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationProgress:
+    """The fleet's move to OAuth for the weekly summary: principals per state, last week's, and proposals."""
+
+    counts: Mapping[MigrationState, int]
+    previous: Mapping[MigrationState, int] | None
+    proposals: tuple[PrincipalMigration, ...]
+    """Migrated principals whose PATs have not been used for the stale period since: revoke them."""
+
+
+def migration_progress(
+    migrations: Sequence[PrincipalMigration], previous: Mapping[MigrationState, int] | None
+) -> MigrationProgress:
+    """Counts per state and the principals proposed for PAT revocation."""
+    proposals = tuple(m for m in migrations if m.standing.propose_revocation)
+    return MigrationProgress(count_states(migrations), previous, proposals)
