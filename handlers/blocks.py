@@ -161,6 +161,7 @@ def help_blocks(is_approver: bool) -> list[Block]:
         "*`/pat revoke <id> [reason]`* — revoke a token (others' tokens need an approver)",
         "*`/pat create <service-principal> <lifetime> [workspace=<ws>] [comment]`* — via approval",
         "*`/pat rotate <id>`* — replace a token (service principals via approval)",
+        "*`/pat migrate <service-principal> [workspace=<ws>]`* — move it from PATs to OAuth, via approval",
         "*`/pat help`* — this message",
     ]
     if is_approver:

@@ -7,11 +7,12 @@ import shlex
 from dataclasses import dataclass, field
 
 from bot.flows.create import CreateAsk
+from bot.flows.migrate import MigrateAsk
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _EMAIL = re.compile(r"^(?:<mailto:[^|>]+\|)?([^\s<>|@]+@[^\s<>|]+?)>?$")
 
-SUBCOMMANDS = ("help", "audit", "revoke", "create", "rotate", "policy")
+SUBCOMMANDS = ("help", "audit", "revoke", "create", "rotate", "migrate", "policy")
 
 REVOKE_USAGE = "Usage: `/pat revoke <token-id> [reason]` (the full ID or at least 8 characters of it)."
 CREATE_USAGE = (
@@ -20,6 +21,11 @@ CREATE_USAGE = (
     "(quote names with spaces); the lifetime is days or hours such as `30d` or `12h`."
 )
 ROTATE_USAGE = "Usage: `/pat rotate <token-id>` (the full ID or at least 8 characters of it)."
+MIGRATE_USAGE = (
+    "Usage: `/pat migrate <service-principal> [workspace=<ws>]`, for example `/pat migrate etl-pipeline "
+    "workspace=prod`: an OAuth secret replaces the principal's PATs (via approval; its PATs stay until you "
+    "revoke them)."
+)
 POLICY_USAGE = "Usage: `/pat policy` or `/pat policy max-lifetime <days> [workspace…]`."
 
 
@@ -87,3 +93,21 @@ def parse_create(rest: str) -> CreateAsk | None:
     if extra and extra[0].lower().startswith("workspace="):
         workspace = extra.pop(0).split("=", 1)[1]
     return CreateAsk(principal, lifetime, workspace, " ".join(extra))
+
+
+def parse_migrate(rest: str) -> MigrateAsk | None:
+    """`<principal> [workspace=<ws>]`; None without a principal, ValueError on bad quotes or extra words."""
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        raise ValueError("Unbalanced quotes in the command.") from None
+    if not words:
+        return None
+    principal, workspace = words[0], None
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if sep and key.lower() == "workspace" and value and workspace is None:
+            workspace = value
+            continue
+        raise ValueError(f"Unexpected `{word[:40].replace('`', '')}`. {MIGRATE_USAGE}")
+    return MigrateAsk(principal, workspace)
