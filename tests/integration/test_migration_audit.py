@@ -13,6 +13,7 @@ from bot.governance.migration import MigrationState, fleet_migrations
 from bot.governance.models import Finding, Policy
 from bot.report import to_json
 from bot.sandbox.databricks_emulator import DatabricksEmulator, EmulatedSpSecret
+from bot.sandbox.demo_data import showcase_fleet
 from tests.fixtures.emulators import emulator_fleet
 
 pytestmark = pytest.mark.integration
@@ -106,3 +107,15 @@ def test_json_report_carries_each_principals_state(databricks: DatabricksEmulato
     assert ml["state"] == "pats_in_use" and ml["oauth_secrets"][0]["id"] == "prod-ml-serving-40"
     assert ml["oauth_secrets"][0]["expires"] and ml["pats"]
     assert "service_principals" not in json.loads(to_json(audit(fleet, Policy(), now=now)))
+
+
+def test_the_demo_shows_every_step_of_the_move(now: datetime) -> None:
+    with DatabricksEmulator(showcase_fleet(now)) as demo:
+        report = audit(emulator_fleet(demo), Policy(), now=now, oauth=True)
+    states = {(m.workspace, m.principal.display_name): m for m in fleet_migrations(report) or []}
+    assert states[("prod", "etl-pipeline")].state is MigrationState.PAT_ONLY
+    assert states[("prod", "airflow")].state is MigrationState.PATS_IN_USE
+    reporting = states[("analytics", "reporting-app")]
+    assert reporting.state is MigrationState.PAT_FREE
+    assert reporting.secrets[0].findings == (Finding.EXPIRING_SOON,)
+    assert len(report.tokens) == 60, "the demo's token fleet is unchanged"
