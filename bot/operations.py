@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from bot.approvals import ApprovalRequest, ApprovalStore, RequestKind
+from bot.approvals import ApprovalRequest, ApprovalStore, PolicyPlan, RequestKind, RevokePlan, TokenPlan
 from bot.databricks import (
     DatabricksError,
     DatabricksNotFound,
@@ -17,6 +17,7 @@ from bot.databricks import (
 )
 from bot.errors import GovernanceError
 from bot.fleet import Fleet
+from bot.governance.models import TokenAccess
 from bot.secret_keys import KeyChoice, SecretKeys, choose_key
 
 __all__ = ["ActionResult", "Operations", "SecretKeys", "StepFailed", "marked_comment", "marker_for"]
@@ -30,11 +31,6 @@ class ActionResult:
 
     outcome: str
     detail: str
-
-    @property
-    def ok(self) -> bool:
-        """Whether the action succeeded."""
-        return self.outcome != "failed"
 
 
 class Operations:
@@ -57,15 +53,16 @@ class Operations:
         return self.store.record_outcome(request.id, result.outcome, result.detail)
 
     def _act(self, request: ApprovalRequest) -> ActionResult:
-        if request.kind == RequestKind.REVOKE:
+        plan = request.plan
+        if isinstance(plan, RevokePlan):
             return self._revoke(request)
-        if request.kind == RequestKind.CREATE:
-            return self._create(request)
-        if request.kind == RequestKind.ROTATE:
-            return self._rotate(request)
-        if request.kind == RequestKind.POLICY:
-            return self._policy(request)
-        return ActionResult("failed", f"unknown request kind {request.kind}")
+        if isinstance(plan, TokenPlan):
+            return (
+                self._rotate(request, plan)
+                if request.kind == RequestKind.ROTATE
+                else self._create(request, plan)
+            )
+        return self._policy(plan)
 
     def _gateway(self, host: str) -> WorkspaceGateway:
         return self.fleet.gateway(self.fleet.by_host(host))
@@ -83,43 +80,42 @@ class Operations:
             return ActionResult("failed", f"token {short} was NOT revoked: {exc.user_message}")
         return ActionResult("revoked", f"token {short} revoked in {label}{_aside(note)}")
 
-    def _new_token(self, request: ApprovalRequest, comment: str, replacing: str | None) -> tuple[str, str]:
+    def _new_token(
+        self, request: ApprovalRequest, plan: TokenPlan, comment: str, replacing: str | None
+    ) -> tuple[str, str]:
         """Create and store a token; returns (new token id, what was done). Raises with the exact state.
 
         The value goes to a key holding no live token's value (or to the key of the token it `replaces`);
         the key is claimed for this request while the token is created and stored.
         """
-        p = request.params
         gateway = self._gateway(request.workspace)
-        scope, host = p["secret_scope"], gateway.workspace.host
+        scope, host = plan.secret_scope, gateway.workspace.host
         choice = choose_key(
-            gateway, self.secret_keys, scope, p["secret_key"], replacing=replacing, claim_for=request.id
+            gateway, self.secret_keys, scope, plan.secret_key, replacing=replacing, claim_for=request.id
         )
         try:
-            new_id = self._create_and_store(request, gateway, choice, comment, replacing is not None)
+            new_id = self._create_and_store(
+                NewToken(request.id, plan, comment, rotating=replacing is not None), gateway, choice
+            )
             self.secret_keys.remember(new_id, scope, choice.key, host)
         finally:
             self.secret_keys.release(host, scope, choice.key, request.id)
         where = f"secret {scope}/{choice.key}"
-        if choice.key != p["secret_key"]:
-            where += f" (not {p['secret_key']}: {choice.note()})"
-        elif p.get("secret_key_note"):
-            where += f" (because {p['secret_key_note']})"
+        if choice.key != plan.secret_key:
+            where += f" (not {plan.secret_key}: {choice.note()})"
+        elif plan.secret_key_note:
+            where += f" (because {plan.secret_key_note})"
         return new_id, f"new token {new_id[:12]} created and stored in {where}"
 
-    def _create_and_store(
-        self,
-        request: ApprovalRequest,
-        gateway: WorkspaceGateway,
-        choice: KeyChoice,
-        comment: str,
-        rotating: bool,
-    ) -> str:
-        p = request.params
-        marker = marker_for(request.id)
+    def _create_and_store(self, new: NewToken, gateway: WorkspaceGateway, choice: KeyChoice) -> str:
+        plan, marker = new.plan, marker_for(new.request_id)
         try:
             created = gateway.create_obo_token(
-                p["application_id"], timedelta(seconds=int(p["lifetime_seconds"])), comment, marker
+                plan.application_id,
+                timedelta(seconds=plan.lifetime_seconds),
+                new.comment,
+                marker,
+                TokenAccess(plan.scopes, plan.autoscope),
             )
         except TokenValueLost as exc:
             raise StepFailed(f"{exc.user_message}; {self._undo(gateway, exc.token.token_id)}") from None
@@ -128,12 +124,12 @@ class Operations:
                 f"whether a token was created is UNKNOWN ({exc.user_message}); if one exists, its comment "
                 f"carries {marker} and its value is lost: revoke it"
             ) from None
-        new_id, scope = created.token.token_id, p["secret_scope"]
+        new_id, scope = created.token.token_id, plan.secret_scope
         try:
             note = gateway.put_secret(scope, choice.key, created.value, stamp_before=choice.stamp)
         except WriteInDoubt as exc:
             if (
-                rotating
+                new.rotating
             ):  # the key held the old token's value; revoking the new one could leave neither usable
                 raise StepFailed(
                     f"new token {new_id[:12]} created, but whether its value reached secret {scope}/{choice.key} "
@@ -165,26 +161,24 @@ class Operations:
             )
         return f"token {token_id[:12]} was revoked again because its value could not be stored"
 
-    def _create(self, request: ApprovalRequest) -> ActionResult:
-        p = request.params
+    def _create(self, request: ApprovalRequest, plan: TokenPlan) -> ActionResult:
         try:
             _, done = self._new_token(
-                request, marked_comment(p.get("comment", ""), marker_for(request.id)), None
+                request, plan, marked_comment(plan.comment, marker_for(request.id)), None
             )
         except StepFailed as exc:
             return ActionResult("failed", exc.user_message)
         except DatabricksError as exc:
             return ActionResult("failed", f"no token created: {exc.user_message}")
         return ActionResult(
-            "created", f"{done} for {p.get('principal', p['application_id'])}, lifetime {p['lifetime']}"
+            "created", f"{done} for {plan.principal or plan.application_id}, lifetime {plan.lifetime}"
         )
 
-    def _rotate(self, request: ApprovalRequest) -> ActionResult:
-        p = request.params
+    def _rotate(self, request: ApprovalRequest, plan: TokenPlan) -> ActionResult:
         today = datetime.now(UTC).date()
-        comment = marked_comment(p.get("comment", ""), marker_for(request.id), rotated=today)
+        comment = marked_comment(plan.comment, marker_for(request.id), rotated=today)
         try:
-            _, done = self._new_token(request, comment, request.subject)
+            _, done = self._new_token(request, plan, comment, request.subject)
         except StepFailed as exc:
             return ActionResult("failed", f"{exc.user_message}; old token {request.subject[:12]} untouched")
         except DatabricksError as exc:
@@ -200,10 +194,10 @@ class Operations:
             )
         return ActionResult("rotated", f"{done}; old token {request.subject[:12]} revoked{_aside(note)}")
 
-    def _policy(self, request: ApprovalRequest) -> ActionResult:
-        days = int(request.params["days"])
+    def _policy(self, plan: PolicyPlan) -> ActionResult:
+        days = plan.days
         done, failed = [], []
-        for host in request.params["hosts"].split(","):
+        for host in plan.hosts:
             try:
                 gateway = self._gateway(host)
                 note = gateway.set_max_lifetime(days)
@@ -239,6 +233,16 @@ def marked_comment(comment: str, marker: str, rotated: date | None = None) -> st
 
 def _aside(note: str) -> str:
     return f" ({note})" if note else ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    """One token to create for a request: its plan, the comment it gets, and whether it replaces another."""
+
+    request_id: str
+    plan: TokenPlan
+    comment: str
+    rotating: bool
 
 
 class StepFailed(GovernanceError):

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.approvals.plans import TokenPlan
 from bot.databricks import DatabricksError
 from bot.errors import GovernanceError, UnknownWorkspace
 from bot.fleet import Fleet
 from bot.governance.lifetime import check_lifetime, describe, parse_lifetime, policy_lifetime
-from bot.governance.models import Principal, TokenAssessment, Workspace
+from bot.governance.models import Principal, TokenAccess, TokenAssessment, Workspace
 from bot.secret_keys import SecretKeys, choose_key
 
 MAX_POLICY_DAYS = 730
@@ -52,19 +53,43 @@ class CreatePlan:
     secret_key_note: str = ""
     """Why `secret_key` is not the usual key, e.g. "etl-token holds the value of live token 3f2a…"."""
 
-    def params(self) -> dict[str, str]:
+    access: TokenAccess = field(default_factory=TokenAccess)
+    """API scopes and autoscope of the new token."""
+
+    def stored(self) -> TokenPlan:
         """What the request stores (no secrets exist yet)."""
-        return {
-            "workspace_label": self.workspace.label,
-            "application_id": self.principal.name,
-            "principal": self.principal.display_name,
-            "lifetime_seconds": str(int(self.lifetime.total_seconds())),
-            "lifetime": describe(self.lifetime),
-            "comment": self.comment,
-            "secret_scope": self.secret_scope,
-            "secret_key": self.secret_key,
-            "secret_key_note": self.secret_key_note,
-        }
+        return TokenPlan(
+            workspace_label=self.workspace.label,
+            application_id=self.principal.name,
+            principal=self.principal.display_name,
+            lifetime_seconds=int(self.lifetime.total_seconds()),
+            lifetime=describe(self.lifetime),
+            comment=self.comment,
+            secret_scope=self.secret_scope,
+            secret_key=self.secret_key,
+            secret_key_note=self.secret_key_note,
+            scopes=self.access.scopes,
+            autoscope=self.access.autoscope,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAsk:
+    """What a requester asked for: a principal (application ID or name), a lifetime such as `30d`."""
+
+    principal: str
+    lifetime: str
+    workspace: str | None = None
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The settings every token plan follows, and (when known) which secret keys hold live tokens."""
+
+    max_days: int
+    secret_scope: str | None
+    secret_keys: SecretKeys | None = None
 
 
 def _matches(principal: Principal, wanted: str) -> bool:
@@ -111,34 +136,23 @@ def find_service_principal(
     return workspace, principal
 
 
-def plan_create(
-    fleet: Fleet,
-    *,
-    principal: str,
-    lifetime_text: str,
-    selector: str | None,
-    comment: str,
-    max_days: int,
-    secret_scope: str | None,
-    secret_keys: SecretKeys | None = None,
-) -> CreatePlan:
+def plan_create(fleet: Fleet, ask: CreateAsk, rules: Rules) -> CreatePlan:
     """Check everything that can be checked before approval: scope, lifetime, principal, workspace policy.
 
-    With `secret_keys`, the plan names the key that holds no live token's value (the principal's usual key,
-    else the next free `-2`, `-3`, …); the execution checks again.
+    With `rules.secret_keys`, the plan names the key that holds no live token's value (the principal's usual
+    key, else the next free `-2`, `-3`, …); the execution checks again.
     """
-    scope = require_secret_scope(secret_scope)
-    lifetime = parse_lifetime(lifetime_text)
-    check_lifetime(lifetime, max_days, MAX_POLICY_DAYS, "the workspace")
-    workspace, sp = find_service_principal(fleet, principal, selector)
+    scope = require_secret_scope(rules.secret_scope)
+    lifetime = parse_lifetime(ask.lifetime)
+    check_lifetime(lifetime, rules.max_days, MAX_POLICY_DAYS, "the workspace")
+    workspace, sp = find_service_principal(fleet, ask.principal, ask.workspace)
     posture = fleet.gateway(workspace).posture()
     if not posture.tokens_enabled:
         raise ProvisioningRefused(f"Personal access tokens are disabled in {workspace.label}.")
-    check_lifetime(lifetime, max_days, posture.max_token_lifetime_days, workspace.label)
-    key, note = _free_key(fleet, workspace, secret_keys, scope, secret_key_for(sp), None)
-    return CreatePlan(
-        workspace, sp, lifetime, comment or f"created by patbot for {sp.display_name}", scope, key, note
-    )
+    check_lifetime(lifetime, rules.max_days, posture.max_token_lifetime_days, workspace.label)
+    key, note = _free_key(fleet, workspace, rules.secret_keys, scope, secret_key_for(sp), None)
+    comment = ask.comment or f"created by patbot for {sp.display_name}"
+    return CreatePlan(workspace, sp, lifetime, comment, scope, key, note)
 
 
 def _free_key(
@@ -159,17 +173,10 @@ def _free_key(
     return choice.key, choice.note()
 
 
-def plan_rotation(
-    fleet: Fleet,
-    item: TokenAssessment,
-    *,
-    max_days: int,
-    secret_scope: str | None,
-    known_key: str | None,
-    secret_keys: SecretKeys | None = None,
-) -> CreatePlan:
-    """The replacement of a service principal's token: same comment, the policy lifetime, the same key."""
-    scope = require_secret_scope(secret_scope)
+def plan_rotation(fleet: Fleet, item: TokenAssessment, rules: Rules) -> CreatePlan:
+    """The replacement of a service principal's token: same comment, the policy lifetime, the same key
+    (the one it was created with, when `rules.secret_keys` knows it)."""
+    scope = require_secret_scope(rules.secret_scope)
     workspace = fleet.by_host(item.token.workspace)
     principals = {p.id: p for p in fleet.gateway(workspace).service_principals()}
     sp = principals.get(str(item.token.owner_id)) if item.token.owner_id is not None else None
@@ -178,11 +185,12 @@ def plan_rotation(
             f"Token `{item.token.short_id}` does not belong to a service principal of {workspace.label}."
         )
     posture = fleet.gateway(workspace).posture()
-    lifetime = policy_lifetime(max_days, posture.max_token_lifetime_days)
+    lifetime = policy_lifetime(rules.max_days, posture.max_token_lifetime_days)
+    known_key = rules.secret_keys.lookup(item.token.token_id) if rules.secret_keys else None
     key_scope, _, key = (known_key or "").partition("/")
     if not key or key_scope != scope:
         key = secret_key_for(sp)
-    key, note = _free_key(fleet, workspace, secret_keys, scope, key, item.token.token_id)
+    key, note = _free_key(fleet, workspace, rules.secret_keys, scope, key, item.token.token_id)
     return CreatePlan(workspace, sp, lifetime, item.token.comment, scope, key, note)
 
 

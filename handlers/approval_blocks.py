@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.approvals import ApprovalRequest, RequestState
+from bot.approvals import ApprovalRequest, PolicyPlan, RequestState, RevokePlan, TokenPlan
 from bot.governance.models import Finding
 from handlers.blocks import (
     Block,
@@ -17,6 +17,7 @@ from handlers.blocks import (
     section,
     slack_date,
 )
+from handlers.scope_text import scopes_text
 
 ACTION_APPROVE = "pat_approve"
 ACTION_DENY = "pat_deny"
@@ -36,8 +37,8 @@ KIND_VERBS = {
 }
 
 
-def _findings(codes: str) -> list[Finding]:
-    return [Finding(c) for c in codes.split(",") if c in Finding.__members__.values()]
+def _findings(codes: tuple[str, ...]) -> list[Finding]:
+    return [Finding(c) for c in codes if c in Finding.__members__.values()]
 
 
 def _button(text: str, action_id: str, request_id: str, style: str | None = None) -> dict[str, Any]:
@@ -52,48 +53,64 @@ def _button(text: str, action_id: str, request_id: str, style: str | None = None
     return button
 
 
+def _scopes_line(plan: TokenPlan) -> str:
+    access = scopes_text(plan.scopes) if plan.scopes else "full access (no API scopes)"
+    if plan.autoscope:
+        access += ", autoscope on"
+    return f"API scopes: {escape(access)}"
+
+
 def describe(request: ApprovalRequest) -> str:
     """One mrkdwn paragraph about what the request is for (all user text escaped)."""
-    p = request.params
-    if request.kind == "revoke":
+    plan = request.plan
+    if isinstance(plan, RevokePlan):
         lines = [
-            f"*Revoke token* `{escape(request.subject[:12])}` in *{escape(p.get('workspace_label', request.workspace))}*"
+            f"*Revoke token* `{escape(request.subject[:12])}` in *{escape(plan.workspace_label or request.workspace)}*",
+            f"Owner: {escape(plan.owner_display or request.owner or 'unknown')}",
         ]
-        owner = p.get("owner_display") or request.owner or "unknown"
-        lines.append(f"Owner: {escape(owner)}")
-        if p.get("findings"):
-            lines.append(f"Findings: _{escape(findings_text(_findings(p['findings'])))}_")
-    elif request.kind == "create":
+        if plan.findings:
+            lines.append(f"Findings: _{escape(findings_text(_findings(plan.findings)))}_")
+    elif isinstance(plan, TokenPlan) and request.kind == "create":
         lines = [
-            f"*Create a token* for service principal *{escape(p.get('principal', ''))}* "
-            f"(`{escape(p.get('application_id', ''))}`) in *{escape(p.get('workspace_label', ''))}*",
-            f"Lifetime: {escape(p.get('lifetime', ''))} · value goes to secret "
-            f"`{escape(p.get('secret_scope', ''))}/{escape(p.get('secret_key', ''))}`, never to Slack",
+            f"*Create a token* for service principal *{escape(plan.principal)}* "
+            f"(`{escape(plan.application_id)}`) in *{escape(plan.workspace_label)}*",
+            f"Lifetime: {escape(plan.lifetime)} · value goes to secret "
+            f"`{escape(plan.secret_scope)}/{escape(plan.secret_key)}`, never to Slack",
+            _scopes_line(plan),
         ]
-    elif request.kind == "rotate":
+    elif isinstance(plan, TokenPlan):
         lines = [
             f"*Rotate token* `{escape(request.subject[:12])}` of service principal "
-            f"*{escape(p.get('principal', ''))}* in *{escape(p.get('workspace_label', ''))}*",
-            f"New lifetime: {escape(p.get('lifetime', ''))} · new value goes to secret "
-            f"`{escape(p.get('secret_scope', ''))}/{escape(p.get('secret_key', ''))}` · then the old token is revoked",
-        ]
-    elif request.kind == "policy":
-        lines = [
-            f"*Set the maximum lifetime of new tokens to {escape(p.get('days', ''))} days* on "
-            f"{escape(p.get('labels', request.workspace))} (Databricks setting `maxTokenLifetimeDays`)"
+            f"*{escape(plan.principal)}* in *{escape(plan.workspace_label)}*",
+            f"New lifetime: {escape(plan.lifetime)} · new value goes to secret "
+            f"`{escape(plan.secret_scope)}/{escape(plan.secret_key)}` · then the old token is revoked",
+            _scopes_line(plan),
         ]
     else:
-        lines = [f"*{escape(request.kind.capitalize())}* `{escape(request.subject[:40])}`"]
-    if p.get("secret_key_note"):
-        lines.append(f"Secret key chosen because {escape(p['secret_key_note'])}")
+        lines = [
+            f"*Set the maximum lifetime of new tokens to {plan.days} days* on "
+            f"{escape(plan.labels or request.workspace)} (Databricks setting `maxTokenLifetimeDays`)"
+        ]
+    if isinstance(plan, TokenPlan) and plan.secret_key_note:
+        lines.append(f"Secret key chosen because {escape(plan.secret_key_note)}")
     return "\n".join(lines)
+
+
+def workspace_label(request: ApprovalRequest) -> str:
+    """The workspace a request is about, by name where the plan knows it."""
+    plan = request.plan
+    if isinstance(plan, RevokePlan | TokenPlan) and plan.workspace_label:
+        return plan.workspace_label
+    if isinstance(plan, PolicyPlan) and plan.labels:
+        return plan.labels
+    return request.workspace
 
 
 def user_text_block(request: ApprovalRequest) -> Block | None:
     """The token comment and the reason, as typed: a plain_text block, so `*x*`, `&amp;` or `<!here>`
     show literally; long ones end on a word with "…". None when there is neither."""
     lines = []
-    comment = request.params.get("comment", "")
+    comment = request.plan.comment if isinstance(request.plan, RevokePlan | TokenPlan) else ""
     if comment:
         lines.append(f"Comment: “{clip_words(comment, MAX_COMMENT_CHARS)}”")
     if request.reason:
@@ -108,17 +125,14 @@ def _with_user_text(blocks: list[Block], request: ApprovalRequest, at: int = 1) 
 
 def summary(request: ApprovalRequest) -> str:
     """What was asked, in a few words of mrkdwn: `revoke token `abc…` in *prod*`."""
-    p = request.params
-    label = escape(p.get("workspace_label") or p.get("labels") or request.workspace)
-    if request.kind == "revoke":
+    plan, label = request.plan, escape(workspace_label(request))
+    if isinstance(plan, RevokePlan):
         return f"revoke token `{escape(request.subject[:12])}` in *{label}*"
-    if request.kind == "create":
-        return f"create a token for *{escape(p.get('principal', request.subject))}* in *{label}*"
-    if request.kind == "rotate":
+    if isinstance(plan, TokenPlan) and request.kind == "create":
+        return f"create a token for *{escape(plan.principal or request.subject)}* in *{label}*"
+    if isinstance(plan, TokenPlan):
         return f"rotate token `{escape(request.subject[:12])}` in *{label}*"
-    if request.kind == "policy":
-        return f"set the maximum token lifetime to {escape(p.get('days', '?'))} days on {label}"
-    return f"{escape(request.kind)} `{escape(request.subject[:40])}`"
+    return f"set the maximum token lifetime to {plan.days} days on {label}"
 
 
 def who(user: str | None) -> str:
@@ -139,7 +153,7 @@ def _result(request: ApprovalRequest, *, standalone: bool) -> str:
         extra = f" ({escape(aside)})" if aside else ""
         if not standalone:
             return f"Revoked{extra}"
-        label = request.params.get("workspace_label") or request.workspace
+        label = workspace_label(request)
         return f"Revoked token `{escape(request.subject[:12])}` in *{escape(label)}*{extra}"
     if detail and outcome.lower() in detail.lower():
         return escape(detail[:1].upper() + detail[1:])
@@ -289,7 +303,7 @@ def decision_dm_text(request: ApprovalRequest, *, to_owner: bool) -> str:
 
 
 def _owner_dm(request: ApprovalRequest, *, with_reason: bool) -> str:
-    label = request.params.get("workspace_label") or request.workspace
+    label = workspace_label(request)
     token = f"your token `{escape(request.subject[:12])}` in *{escape(label)}*"
     if request.outcome is None:
         happened = "being acted on"

@@ -6,8 +6,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from bot.flows.create import CreateAsk
 from bot.flows.migrate import MigrateAsk
+from bot.provisioning import CreateAsk
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _EMAIL = re.compile(r"^(?:<mailto:[^|>]+\|)?([^\s<>|@]+@[^\s<>|]+?)>?$")

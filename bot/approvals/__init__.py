@@ -73,6 +73,7 @@ from bot.approvals.models import (
     Transition,
 )
 from bot.approvals.models import Clock as Clock
+from bot.approvals.plans import Plan, PolicyPlan, RevokePlan, TokenPlan
 from bot.approvals.store import DEFAULT_RETENTION as DEFAULT_RETENTION
 from bot.approvals.store import ApprovalStore
 
@@ -86,12 +87,16 @@ __all__ = [
     "AuditLog",
     "DuplicateRequest",
     "InvalidTransition",
+    "Plan",
+    "PolicyPlan",
     "RequestDraft",
     "RequestExpired",
     "RequestKind",
     "RequestNotFound",
     "RequestState",
+    "RevokePlan",
     "StoreUnavailable",
+    "TokenPlan",
     "Transition",
     "connect_redis",
 ]

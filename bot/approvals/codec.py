@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import string
 from collections.abc import Mapping
@@ -10,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.approvals.models import ApprovalRequest, RequestKind, RequestState
+from bot.approvals.plans import decode_plan
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -71,14 +71,15 @@ def _valid_id(request_id: str) -> bool:
 
 
 def _request_from_hash(fields: Mapping[str, str]) -> ApprovalRequest:
+    kind = RequestKind(fields["kind"])
     return ApprovalRequest(
         id=fields["id"],
-        kind=RequestKind(fields["kind"]),
+        kind=kind,
         subject=fields["subject"],
         workspace=fields["workspace"],
         requester=fields["requester"],
         reason=fields.get("reason", ""),
-        params=dict(json.loads(fields.get("params") or "{}")),
+        plan=decode_plan(kind, fields.get("plan", "")),
         created_at=datetime.fromisoformat(fields["created_at"]),
         expires_at=datetime.fromisoformat(fields["expires_at"]),
         state=RequestState(fields["state"]),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bot.approvals.errors import ApprovalError
 from bot.approvals.models import ApprovalRequest, RequestKind
+from bot.approvals.plans import RevokePlan, TokenPlan
 from bot.approvals.store import ApprovalStore
 
 log = logging.getLogger(__name__)
@@ -34,37 +35,37 @@ class InDoubt:
 
 def in_doubt_report(request: ApprovalRequest) -> InDoubt:
     """What was and was not done for an approved request without an outcome."""
-    p = request.params
     when = request.decided_at.strftime("%Y-%m-%d %H:%M UTC") if request.decided_at else "at an unknown time"
     done = (
         f"Approved by {request.decided_by or 'unknown'} {when}; patbot stopped before recording the outcome"
     )
-    workspace = p.get("workspace_label") or request.workspace
-    secret = f"{p.get('secret_scope', '')}/{p.get('secret_key', '')}"
-    principal = p.get("principal") or p.get("application_id", "")
+    plan = request.plan
     short = request.subject[:12]
-    if request.kind == RequestKind.REVOKE:
+    if isinstance(plan, RevokePlan):
+        workspace = plan.workspace_label or request.workspace
         not_known = (
             f"whether token {short} in {workspace} was revoked; check `patbot audit --workspace "
             f"{request.workspace}` and revoke it again if it is still listed"
         )
-    elif request.kind == RequestKind.CREATE:
-        not_known = (
-            f"whether a token for {principal} was created in {workspace} and its value stored in secret "
-            f"{secret}; check the principal's tokens and the secret before creating another"
-        )
-    elif request.kind == RequestKind.ROTATE:
-        not_known = (
-            f"whether the replacement of token {short} ({principal}, {workspace}) was created and stored in "
-            f"secret {secret}, and whether the old token was revoked; check both before rotating again"
-        )
-    elif request.kind == RequestKind.POLICY:
-        not_known = (
-            f"whether maxTokenLifetimeDays = {p.get('days', '?')} was applied on "
-            f"{p.get('labels') or p.get('hosts') or request.workspace}; check with `/pat policy`"
-        )
+    elif isinstance(plan, TokenPlan):
+        workspace = plan.workspace_label or request.workspace
+        secret = f"{plan.secret_scope}/{plan.secret_key}"
+        principal = plan.principal or plan.application_id
+        if request.kind == RequestKind.ROTATE:
+            not_known = (
+                f"whether the replacement of token {short} ({principal}, {workspace}) was created and stored "
+                f"in secret {secret}, and whether the old token was revoked; check both before rotating again"
+            )
+        else:
+            not_known = (
+                f"whether a token for {principal} was created in {workspace} and its value stored in secret "
+                f"{secret}; check the principal's tokens and the secret before creating another"
+            )
     else:
-        not_known = f"whether the {request.kind} of {request.subject} happened"
+        not_known = (
+            f"whether maxTokenLifetimeDays = {plan.days} was applied on "
+            f"{plan.labels or ', '.join(plan.hosts) or request.workspace}; check with `/pat policy`"
+        )
     return InDoubt(request=request, done=done, not_known=not_known)
 
 

@@ -6,6 +6,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.approvals.plans import Plan
 
 Clock = Callable[[], datetime]
 
@@ -49,7 +53,7 @@ class ApprovalRequest:
     workspace: str
     requester: str
     reason: str
-    params: dict[str, str]
+    plan: Plan
     created_at: datetime
     expires_at: datetime
     state: RequestState = RequestState.PENDING
@@ -81,7 +85,8 @@ class RequestDraft:
     workspace: str
     requester: str
     reason: str = ""
-    params: Mapping[str, str] = field(default_factory=dict)
+    plan: Plan | None = None
+    """What approval will do; None: the kind's empty plan."""
     owner: str | None = None
     self_service: bool = False
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from dataclasses import replace
@@ -42,6 +41,7 @@ from bot.approvals.models import (
     Transition,
     _utcnow,
 )
+from bot.approvals.plans import check_plan, empty_plan, encode_plan
 from bot.approvals.scripts import _ATTACH_LUA, _CREATE_LUA, _OUTCOME_LUA, _TRANSITION_LUA
 
 # The package's logger name, unchanged by the split into modules.
@@ -121,16 +121,19 @@ class ApprovalStore:
         """
         if not draft.subject:
             raise ValueError("subject must not be empty")
+        kind = RequestKind(draft.kind)
+        plan = draft.plan if draft.plan is not None else empty_plan(kind)
+        check_plan(kind, plan)
         created_at = self._now(now)
         expires_at = created_at + self.ttl
         request = ApprovalRequest(
             id=_new_id(),
-            kind=RequestKind(draft.kind),
+            kind=kind,
             subject=draft.subject,
             workspace=draft.workspace,
             requester=draft.requester,
             reason=draft.reason,
-            params={str(k): str(v) for k, v in draft.params.items()},
+            plan=plan,
             created_at=created_at,
             expires_at=expires_at,
             owner=draft.owner,
@@ -171,7 +174,7 @@ class ApprovalStore:
             "workspace": request.workspace,
             "requester": request.requester,
             "reason": request.reason,
-            "params": json.dumps(request.params, sort_keys=True),
+            "plan": encode_plan(request.plan),
             "created_at": _iso(request.created_at),
             "expires_at": _iso(request.expires_at),
             "expires_at_us": str(_us(request.expires_at)),

@@ -2,47 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bot.approvals import RequestDraft, RequestKind
 from bot.errors import GovernanceError
 from bot.flows.deps import FlowDeps
 from bot.flows.results import Refused, RequestResult, SentToApprovers
 from bot.flows.submit import ask_approvers
-from bot.provisioning import plan_create
+from bot.provisioning import CreateAsk, Rules, plan_create
+
+__all__ = ["CreateAsk", "request_create", "rules_of"]
 
 
-@dataclass(frozen=True, slots=True)
-class CreateAsk:
-    """What the requester asked for: a principal (application ID or name), a lifetime such as `30d`."""
-
-    principal: str
-    lifetime: str
-    workspace: str | None = None
-    comment: str = ""
+def rules_of(deps: FlowDeps) -> Rules:
+    """The provisioning rules of the settings, with the store of which keys hold live tokens' values."""
+    return Rules(deps.settings.max_lifetime_days, deps.settings.secret_scope, deps.executor.secret_keys)
 
 
 def request_create(deps: FlowDeps, actor: str, ask: CreateAsk) -> RequestResult:
     """Plan a new service-principal token and send it to the approvers (four eyes, even for approvers)."""
-    settings = deps.settings
     try:
-        plan = plan_create(
-            deps.fleet,
-            principal=ask.principal,
-            lifetime_text=ask.lifetime,
-            selector=ask.workspace,
-            comment=ask.comment,
-            max_days=settings.max_lifetime_days,
-            secret_scope=settings.secret_scope,
-            secret_keys=deps.executor.secret_keys,
-        )
+        plan = plan_create(deps.fleet, ask, rules_of(deps))
         draft = RequestDraft(
             RequestKind.CREATE,
             f"{plan.principal.name}@{plan.workspace.host}",
             plan.workspace.host,
             actor,
             ask.comment,
-            plan.params(),
+            plan.stored(),
             plan.principal.name,
         )
         return SentToApprovers(ask_approvers(deps, draft))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.approvals import RequestDraft, RequestKind
+from bot.approvals import PolicyPlan, RequestDraft, RequestKind
 from bot.databricks import DatabricksError
 from bot.errors import GovernanceError
 from bot.flows.deps import FlowDeps
@@ -46,7 +46,7 @@ def request_max_lifetime(deps: FlowDeps, actor: str, days: str, selectors: Seque
             workspaces[0].host if len(workspaces) == 1 else "*",
             actor,
             "",
-            {"days": str(value), "hosts": ",".join(ws.host for ws in workspaces), "labels": labels},
+            PolicyPlan(value, tuple(ws.host for ws in workspaces), labels),
         )
         return SentToApprovers(ask_approvers(deps, draft))
     except GovernanceError as exc:

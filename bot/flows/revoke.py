@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import StrEnum
 
-from bot.approvals import ApprovalRequest, DuplicateRequest, RequestDraft, RequestKind, RequestState
+from bot.approvals import (
+    ApprovalRequest,
+    DuplicateRequest,
+    RequestDraft,
+    RequestKind,
+    RequestState,
+    RevokePlan,
+)
 from bot.errors import GovernanceError
 from bot.flows.deps import FlowDeps
 from bot.flows.results import Refused, RequestResult, SelfConfirm, SentToApprovers
@@ -30,16 +38,11 @@ DEFAULT_REASONS = {
 }
 
 
-def token_params(item: TokenAssessment, report: FleetReport) -> dict[str, str]:
+def revoke_plan(item: TokenAssessment, report: FleetReport) -> RevokePlan:
     """What the request shows about a token (no secrets: the API never returns values)."""
     token = item.token
     label = next((ws.workspace.label for ws in report.workspaces if ws.workspace.host == token.workspace), "")
-    return {
-        "workspace_label": label,
-        "owner_display": token.owner,
-        "comment": token.comment,
-        "findings": ",".join(f.value for f in item.findings),
-    }
+    return RevokePlan(label, token.owner, token.comment, tuple(f.value for f in item.findings))
 
 
 def request_revoke(
@@ -63,12 +66,12 @@ def _request_revoke(deps: FlowDeps, actor: str, token_text: str, reason: str) ->
         token.workspace,
         actor,
         reason,
-        token_params(item, report),
+        revoke_plan(item, report),
         owner=token.owner,
     )
     owns_it = token.owner.lower() == email and item.principal_type is not PrincipalType.SERVICE_PRINCIPAL
     if owns_it:
-        return SelfConfirm(_own_request(deps, RequestDraft(**{**draft.__dict__, "self_service": True})))
+        return SelfConfirm(_own_request(deps, replace(draft, self_service=True)))
     try:
         return SentToApprovers(ask_approvers(deps, draft))
     except DuplicateRequest as dup:

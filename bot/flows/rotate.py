@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.approvals import RequestDraft, RequestKind
 from bot.errors import GovernanceError
+from bot.flows.create import rules_of
 from bot.flows.deps import FlowDeps
 from bot.flows.results import GuideSent, Refused, RequestResult, SentToApprovers
 from bot.flows.submit import ask_approvers
@@ -27,21 +28,14 @@ def request_rotate(deps: FlowDeps, actor: str, token_text: str, reason: str = ""
             max_days = deps.settings.max_lifetime_days
             deps.notifier.guide_rotation(owner_id, token, requester=actor, max_days=max_days)
             return GuideSent(token, to_self=owner_id == actor)
-        plan = plan_rotation(
-            deps.fleet,
-            item,
-            max_days=deps.settings.max_lifetime_days,
-            secret_scope=deps.settings.secret_scope,
-            known_key=deps.executor.secret_keys.lookup(token.token_id),
-            secret_keys=deps.executor.secret_keys,
-        )
+        plan = plan_rotation(deps.fleet, item, rules_of(deps))
         draft = RequestDraft(
             RequestKind.ROTATE,
             token.token_id,
             token.workspace,
             actor,
             reason,
-            plan.params(),
+            plan.stored(),
             plan.principal.name,
         )
         return SentToApprovers(ask_approvers(deps, draft))

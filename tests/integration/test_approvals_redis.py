@@ -18,6 +18,7 @@ from bot.approvals import (
     RequestExpired,
     RequestKind,
     RequestState,
+    RevokePlan,
     StoreUnavailable,
     connect_redis,
 )
@@ -27,6 +28,24 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 TTL = timedelta(hours=24)
+
+
+def contents(client) -> dict:
+    """Every key's type and value, read logically (DUMP bytes depend on the encoding Redis picked)."""
+    readers = {
+        "hash": client.hgetall,
+        "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+        "string": client.get,
+        "stream": lambda k: client.xrange(k),
+        "set": client.smembers,
+        "list": lambda k: client.lrange(k, 0, -1),
+    }
+    out = {}
+    for key in client.keys("*"):
+        kind = client.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        out[key] = (kind, readers[kind](key))
+    return out
 
 
 class FakeClock:
@@ -52,7 +71,13 @@ def store(redis_url, clock) -> ApprovalStore:
 def new(store: ApprovalStore, subject: str = "dapi-token-1"):
     return store.create(
         RequestDraft(
-            RequestKind.REVOKE, subject, "adb-1.azuredatabricks.net", "U_REQ", "left", {"x": "1"}, "o@x.com"
+            RequestKind.REVOKE,
+            subject,
+            "adb-1.azuredatabricks.net",
+            "U_REQ",
+            "left",
+            RevokePlan("prod"),
+            "o@x.com",
         )
     )
 
@@ -116,7 +141,7 @@ def test_concurrent_creates_for_one_subject_make_one_request(store):
 
 def test_redis_down_raises_store_unavailable_and_writes_nothing(redis_server, store):
     request = new(store)
-    snapshot = {k: store._redis.dump(k) for k in store._redis.keys("*")}
+    snapshot = contents(store._redis)
     redis_server.stop()
     with pytest.raises(StoreUnavailable) as info:
         new(store, subject="dapi-token-2")
@@ -129,7 +154,7 @@ def test_redis_down_raises_store_unavailable_and_writes_nothing(redis_server, st
     redis_server.start()
     assert store._redis.ping() is True
     # same client and store: reconnects, and reloads its scripts (the script cache died with the server)
-    assert {k: store._redis.dump(k) for k in store._redis.keys("*")} == snapshot
+    assert contents(store._redis) == snapshot
     assert store.get(request.id).state is RequestState.PENDING
     assert store.decide(request.id, "approved", "U_APP").state is RequestState.APPROVED
     assert new(store, subject="dapi-token-2").state is RequestState.PENDING
@@ -377,7 +402,7 @@ def test_redis_dying_at_any_command_leaves_no_half_done_transition(
         clock.now = T0
         healthy = ApprovalStore(direct, ttl=TTL, clock=clock)
         request_id = set_up(healthy, clock)
-        before = {k: direct.dump(k) for k in direct.keys("*")}
+        before = contents(direct)
         client, _ = connect_redis(proxy.url)
         proxy.arm(lambda n, _name, k=cut_at: n == k, mode)
         failed = False
@@ -396,7 +421,7 @@ def test_redis_dying_at_any_command_leaves_no_half_done_transition(
         cut_names.add(proxy.cut_name)
         assert_bookkeeping(healthy, clock.now)
         if failed and mode == "before":
-            assert {k: direct.dump(k) for k in direct.keys("*")} == before, f"cut at command {cut_at}"
+            assert contents(direct) == before, f"cut at command {cut_at}"
     else:
         pytest.fail("the operation never finished")
     assert "EVALSHA" in cut_names  # the cuts did hit the transition itself
@@ -426,11 +451,11 @@ def test_a_key_of_the_wrong_type_refuses_before_writing(redis_url, store, clock)
     request = new(store)
     store._redis.delete(store.audit.key)
     store._redis.set(store.audit.key, "not a stream")
-    before = {k: store._redis.dump(k) for k in store._redis.keys("*")}
+    before = contents(store._redis)
     for call in (
         lambda: store.decide(request.id, "approved", "U_APP"),
         lambda: new(store, "tok-other"),
     ):
         with pytest.raises(StoreUnavailable):
             call()
-    assert {k: store._redis.dump(k) for k in store._redis.keys("*")} == before
+    assert contents(store._redis) == before

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import fakeredis
 import pytest
 
-from bot.approvals import ApprovalRequest, ApprovalStore, RequestState
+from bot.approvals import ApprovalRequest, ApprovalStore, PolicyPlan, RequestState
 from bot.errors import NotificationFailed
 from bot.flows.audit import AuditTarget, audit_for, own_tokens
 from bot.flows.decide import decide, sweep_expired
@@ -250,4 +250,6 @@ def test_policy_is_for_approvers(deps, notifier):
     }
     assert isinstance(request_max_lifetime(deps, BOB, "30", ()), Refused)
     asked = request_max_lifetime(deps, GRACE, "30", ("prod",))
-    assert isinstance(asked, SentToApprovers) and notifier.posted[-1].params["days"] == "30"
+    assert isinstance(asked, SentToApprovers) and notifier.posted[-1].plan == PolicyPlan(
+        30, (deps.fleet.select("prod")[0].host,), "prod"
+    )

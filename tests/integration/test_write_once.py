@@ -16,15 +16,18 @@ import pytest
 from bot.approvals import (
     ApprovalRequest,
     ApprovalStore,
+    PolicyPlan,
     RequestDraft,
     RequestKind,
     RequestState,
+    RevokePlan,
+    TokenPlan,
     connect_redis,
 )
 from bot.fleet import Fleet
 from bot.governance.models import PrincipalType, TokenAssessment
 from bot.operations import Operations
-from bot.provisioning import plan_create, plan_rotation
+from bot.provisioning import CreateAsk, Rules, plan_create, plan_rotation
 from bot.sandbox.databricks_emulator import DatabricksEmulator, EmulatedToken
 from bot.secret_keys import SecretKeys
 from bot.write_once import RATE_LIMITED_ATTEMPTS
@@ -61,8 +64,10 @@ class Harness:
     keys: SecretKeys
     ops: Operations
 
-    def run(self, kind: RequestKind, subject: str, host: str, params: dict[str, str]) -> ApprovalRequest:
-        request = self.store.create(RequestDraft(kind, subject, host, "U_REQ", "", params))
+    def run(
+        self, kind: RequestKind, subject: str, host: str, plan: TokenPlan | RevokePlan | PolicyPlan
+    ) -> ApprovalRequest:
+        request = self.store.create(RequestDraft(kind, subject, host, "U_REQ", "", plan))
         self.store.decide(request.id, RequestState.APPROVED, "U_APPROVER")
         return self.ops.execute(self.store.get(request.id))
 
@@ -74,29 +79,17 @@ class Harness:
     ) -> ApprovalRequest:
         plan = plan_create(
             self.fleet,
-            principal=principal,
-            lifetime_text="7d",
-            selector=workspace,
-            comment=comment,
-            max_days=90,
-            secret_scope="patbot",
-            secret_keys=self.keys,
+            CreateAsk(principal, "7d", workspace, comment),
+            Rules(90, "patbot", self.keys),
         )
         subject = f"{plan.principal.name}@{plan.workspace.host}"
-        return self.run(RequestKind.CREATE, subject, plan.workspace.host, plan.params())
+        return self.run(RequestKind.CREATE, subject, plan.workspace.host, plan.stored())
 
     def rotate(self, token_id: str, workspace: str = "prod") -> ApprovalRequest:
         token = self.fleet.gateway(self.fleet.by_host(self.host(workspace))).get_token(token_id)
         item = TokenAssessment(token, PrincipalType.SERVICE_PRINCIPAL, (), 90)
-        plan = plan_rotation(
-            self.fleet,
-            item,
-            max_days=90,
-            secret_scope="patbot",
-            known_key=self.keys.lookup(token_id),
-            secret_keys=self.keys,
-        )
-        return self.run(RequestKind.ROTATE, token_id, token.workspace, plan.params())
+        plan = plan_rotation(self.fleet, item, Rules(90, "patbot", self.keys))
+        return self.run(RequestKind.ROTATE, token_id, token.workspace, plan.stored())
 
     def calls(self, method: str, path: str) -> int:
         return self.databricks.call_counts().get((method, path), 0)
@@ -143,7 +136,7 @@ def assert_no_value_said(h: Harness, request: ApprovalRequest) -> None:
 def test_revoke_answer_lost(h: Harness, fault: dict[str, Any], acted: bool) -> None:
     token_id = token_of(h)
     h.databricks.lose_answer("prod", "DELETE", f"{TOKENS}/{token_id}", act=acted, **fault)
-    done = h.run(RequestKind.REVOKE, token_id, h.host("prod"), {})
+    done = h.run(RequestKind.REVOKE, token_id, h.host("prod"), RevokePlan())
     assert h.calls("DELETE", f"{TOKENS}/{token_id}") == 1, "one DELETE, never sent again"
     still_there = any(t.token_id == token_id for t in h.databricks.workspace("prod").tokens)
     assert still_there is not acted
@@ -159,7 +152,7 @@ def test_revoke_answer_lost(h: Harness, fault: dict[str, Any], acted: bool) -> N
 def test_revoke_rate_limited_once_is_sent_again_after_retry_after(h: Harness) -> None:
     token_id = token_of(h)
     h.databricks.fail("prod", f"{TOKENS}/{token_id}", 429, times=1, retry_after=0, method="DELETE")
-    done = h.run(RequestKind.REVOKE, token_id, h.host("prod"), {})
+    done = h.run(RequestKind.REVOKE, token_id, h.host("prod"), RevokePlan())
     assert done.outcome == "revoked"
     statuses = [r.status for r in h.databricks.requests if r.method == "DELETE"]
     assert statuses == [429, 200], "429 means not processed: one more try, one deletion"
@@ -168,7 +161,7 @@ def test_revoke_rate_limited_once_is_sent_again_after_retry_after(h: Harness) ->
 def test_revoke_rate_limited_throughout_gives_up_after_a_bounded_number_of_tries(h: Harness) -> None:
     token_id = token_of(h)
     h.databricks.fail("prod", f"{TOKENS}/{token_id}", 429, retry_after=0, method="DELETE")
-    done = h.run(RequestKind.REVOKE, token_id, h.host("prod"), {})
+    done = h.run(RequestKind.REVOKE, token_id, h.host("prod"), RevokePlan())
     assert done.outcome == "failed" and "rate limited" in (done.outcome_detail or "")
     assert h.calls("DELETE", f"{TOKENS}/{token_id}") == RATE_LIMITED_ATTEMPTS
 
@@ -177,7 +170,7 @@ def test_revoke_answer_lost_and_read_back_failing_says_it_is_unknown(h: Harness)
     token_id = token_of(h)
     h.databricks.lose_answer("prod", "DELETE", f"{TOKENS}/{token_id}", act=True)
     h.databricks.fail("prod", f"{TOKENS}/{token_id}", 503, method="GET", retry_after=0)
-    done = h.run(RequestKind.REVOKE, token_id, h.host("prod"), {})
+    done = h.run(RequestKind.REVOKE, token_id, h.host("prod"), RevokePlan())
     assert done.outcome == "failed"
     assert "UNKNOWN" in (done.outcome_detail or "") and "may or may not have been done" in (
         done.outcome_detail or ""
@@ -268,9 +261,7 @@ def test_rotation_store_answer_lost(h: Harness, acted: bool) -> None:
 @pytest.mark.parametrize("fault", FAULTS)
 def test_policy_answer_lost(h: Harness, fault: dict[str, Any], acted: bool) -> None:
     h.databricks.lose_answer("prod", "PATCH", CONF, act=acted, **fault)
-    done = h.run(
-        RequestKind.POLICY, "max-lifetime:x", h.host("prod"), {"days": "30", "hosts": h.host("prod")}
-    )
+    done = h.run(RequestKind.POLICY, "max-lifetime:x", h.host("prod"), PolicyPlan(30, (h.host("prod"),)))
     detail = done.outcome_detail or ""
     assert h.calls("PATCH", CONF) == 1, "one PATCH, never sent again"
     assert h.databricks.workspace("prod").conf["maxTokenLifetimeDays"] == ("30" if acted else "90")
@@ -308,30 +299,20 @@ def test_the_plan_names_the_fresh_key_and_why(h: Harness) -> None:
     new_id = next(t.token_id for t in h.sp_tokens("ml-serving") if t.token_value)
     plan = plan_create(
         h.fleet,
-        principal="ml-serving",
-        lifetime_text="7d",
-        selector="prod",
-        comment="",
-        max_days=90,
-        secret_scope="patbot",
-        secret_keys=h.keys,
+        CreateAsk("ml-serving", "7d", "prod", ""),
+        Rules(90, "patbot", h.keys),
     )
     assert first.outcome == "created"
     assert plan.secret_key == "ml-serving-token-2"
-    assert plan.params()["secret_key_note"] == f"ml-serving-token holds the value of live token {new_id[:12]}"
+    assert plan.stored().secret_key_note == f"ml-serving-token holds the value of live token {new_id[:12]}"
 
 
 def test_two_approved_creates_at_once_write_different_keys(h: Harness) -> None:
     plans = [
         plan_create(
             h.fleet,
-            principal="ml-serving",
-            lifetime_text="7d",
-            selector="prod",
-            comment=f"job {n}",
-            max_days=90,
-            secret_scope="patbot",
-            secret_keys=h.keys,
+            CreateAsk("ml-serving", "7d", "prod", f"job {n}"),
+            Rules(90, "patbot", h.keys),
         )
         for n in range(2)
     ]
@@ -345,7 +326,7 @@ def test_two_approved_creates_at_once_write_different_keys(h: Harness) -> None:
                 plan.workspace.host,
                 "U",
                 "",
-                plan.params(),
+                plan.stored(),
             )
         )
         h.store.decide(request.id, RequestState.APPROVED, "U_APPROVER")
@@ -400,7 +381,7 @@ def test_rotation_reuses_a_key_known_only_from_before_holders_were_tracked(h: Ha
 def test_a_key_holding_a_revoked_tokens_value_is_reused(h: Harness) -> None:
     h.create()
     created = next(t for t in h.sp_tokens("ml-serving") if t.token_value)
-    assert h.run(RequestKind.REVOKE, created.token_id, h.host("prod"), {}).outcome == "revoked"
+    assert h.run(RequestKind.REVOKE, created.token_id, h.host("prod"), RevokePlan()).outcome == "revoked"
     again = h.create()
     assert "secret patbot/ml-serving-token " in (again.outcome_detail or "")
 

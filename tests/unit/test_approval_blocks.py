@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.approvals import ApprovalRequest, RequestKind, RequestState
+from bot.approvals import ApprovalRequest, RequestKind, RequestState, RevokePlan
 from handlers.approval_blocks import (
     admin_decided_blocks,
     admin_request_blocks,
@@ -35,7 +35,7 @@ def revoke(
     outcome: str | None = None,
     detail: str | None = None,
 ) -> ApprovalRequest:
-    params = {"workspace_label": "prod", "owner_display": "Alice Anders", "comment": "ci job"}
+    plan = RevokePlan("prod", "Alice Anders", "ci job")
     return ApprovalRequest(
         id="req123",
         kind=RequestKind.REVOKE,
@@ -43,7 +43,7 @@ def revoke(
         workspace="https://prod.example",
         requester=requester,
         reason=reason,
-        params=params,
+        plan=plan,
         created_at=NOW,
         expires_at=NOW + timedelta(hours=24),
         state=state,
@@ -200,8 +200,7 @@ def test_reasons_are_shown_as_typed_in_every_request_view() -> None:
 
 
 def test_token_comments_are_shown_as_typed_too() -> None:
-    request = revoke()
-    request.params["comment"] = "*prod* deploy <!here>"
+    request = replace(revoke(), plan=RevokePlan("prod", "Alice Anders", "*prod* deploy <!here>"))
     blocks = admin_request_blocks(request)
     assert any("Comment: “*prod* deploy <!here>”" in t for t in plain_texts(blocks))
     assert not any("deploy" in t for t in mrkdwn_texts(blocks))

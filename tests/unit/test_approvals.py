@@ -27,6 +27,7 @@ from bot.approvals import (
     RequestNotFound,
     RequestState,
     StoreUnavailable,
+    TokenPlan,
     connect_redis,
 )
 from bot.errors import ConfigError, GovernanceError
@@ -159,7 +160,7 @@ def test_create_stores_a_pending_request(store, clock):
             "adb-1.azuredatabricks.net",
             "U_REQ",
             "nightly ETL",
-            {"lifetime": "30d", "comment": "etl"},
+            TokenPlan(lifetime="30d", comment="etl", scopes=("sql", "jobs:read")),
             "etl@example.com",
         )
     )
@@ -167,7 +168,9 @@ def test_create_stores_a_pending_request(store, clock):
     assert request.state is RequestState.PENDING
     assert request.kind is RequestKind.CREATE
     assert request.created_at == T0 and request.expires_at == T0 + TTL
-    assert request.params == {"lifetime": "30d", "comment": "etl"}
+    plan = TokenPlan(lifetime="30d", comment="etl", scopes=("sql", "jobs:read"))
+    assert request.plan == plan
+    assert store.get(request.id).plan == plan, "the plan reads back as the same typed value"
     assert request.owner == "etl@example.com"
     assert request.decided_by is None and request.outcome is None and request.admin_ts is None
     assert store.get(request.id) == request
@@ -687,7 +690,7 @@ class ApprovalMachine(RuleBasedStateMachine):
             i for i, r in self.model.items() if r.kind == kind and r.subject == subject and self.live(i)
         ]
         try:
-            request = self.store.create(RequestDraft(kind, subject, "h", requester, "why", {"k": "v"}))
+            request = self.store.create(RequestDraft(kind, subject, "h", requester, "why"))
         except DuplicateRequest as dup:
             assert [dup.existing.id] == blocking
             return dup.existing.id

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.approvals import ApprovalRequest, RequestKind, RequestState
+from bot.approvals import ApprovalRequest, RequestKind, RequestState, RevokePlan
 from bot.governance.decisions import may_decide
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -20,7 +20,7 @@ def request(requester: str = "UREQ", self_service: bool = False) -> ApprovalRequ
         workspace="https://ws",
         requester=requester,
         reason="",
-        params={},
+        plan=RevokePlan(),
         self_service=self_service,
         created_at=NOW,
         expires_at=NOW + timedelta(hours=1),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import fakeredis
 
 from bot.approvals import ApprovalRequest, ApprovalStore, RequestDraft, RequestKind, RequestState
 from bot.approvals.in_doubt import InDoubt, announce_in_doubt, in_doubt_report
+from bot.approvals.plans import empty_plan
 from handlers.in_doubt_blocks import in_doubt_blocks
 from handlers.weekly_blocks import summary_message
 from tests.unit.test_weekly_blocks import summary_of as weekly_summary
@@ -21,8 +24,9 @@ def store() -> ApprovalStore:
     )
 
 
-def approved(s: ApprovalStore, kind: RequestKind, subject: str, **params: str) -> ApprovalRequest:
-    request = s.create(RequestDraft(kind, subject, "https://ws.example.com", "UREQ1", params=params))
+def approved(s: ApprovalStore, kind: RequestKind, subject: str, **fields: Any) -> ApprovalRequest:
+    plan = replace(empty_plan(kind), **fields)
+    request = s.create(RequestDraft(kind, subject, "https://ws.example.com", "UREQ1", plan=plan))
     s.attach_message(request.id, "CADMIN0001", f"1.{subject[:4]}")
     return s.decide(request.id, RequestState.APPROVED, "UAPP1").request
 
@@ -38,7 +42,7 @@ def test_each_kind_says_what_is_not_known() -> None:
     assert "a token for etl was created" in create.not_known and "secret pat/etl" in create.not_known
     rotate = in_doubt_report(approved(s, RequestKind.ROTATE, "b" * 32, principal="etl"))
     assert "whether the old token was revoked" in rotate.not_known
-    policy = in_doubt_report(approved(s, RequestKind.POLICY, "policy", days="30", labels="prod, dev"))
+    policy = in_doubt_report(approved(s, RequestKind.POLICY, "policy", days=30, labels="prod, dev"))
     assert "maxTokenLifetimeDays = 30 was applied on prod, dev" in policy.not_known
 
 

@@ -1,0 +1,89 @@
+"""What each kind of request will do once approved: a typed plan, stored with the request.
+
+Plans hold plain values only (no secrets: a token's value never exists before approval). Each kind of
+request has one plan class; the store writes a plan as JSON and reads it back as the same class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.approvals.models import RequestKind
+
+
+@dataclass(frozen=True, slots=True)
+class RevokePlan:
+    """Revoke one token; what the approvers are shown about it."""
+
+    workspace_label: str = ""
+    owner_display: str = ""
+    comment: str = ""
+    findings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPlan:
+    """Create a token for a service principal (create), or its replacement (rotate)."""
+
+    workspace_label: str = ""
+    application_id: str = ""
+    principal: str = ""
+    lifetime_seconds: int = 0
+    lifetime: str = ""
+    comment: str = ""
+    secret_scope: str = ""
+    secret_key: str = ""
+    secret_key_note: str = ""
+    """Why `secret_key` is not the usual key (another live token's value is there)."""
+    scopes: tuple[str, ...] = ()
+    """API scopes of the new token; empty means full access."""
+    autoscope: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPlan:
+    """Set `maxTokenLifetimeDays` on some workspaces."""
+
+    days: int = 0
+    hosts: tuple[str, ...] = ()
+    labels: str = ""
+
+
+Plan = RevokePlan | TokenPlan | PolicyPlan
+
+PLAN_OF_KIND: dict[RequestKind, type[Any]] = {
+    RequestKind.REVOKE: RevokePlan,
+    RequestKind.CREATE: TokenPlan,
+    RequestKind.ROTATE: TokenPlan,
+    RequestKind.POLICY: PolicyPlan,
+}
+
+
+def empty_plan(kind: RequestKind) -> Plan:
+    """The plan of a kind with every field at its default."""
+    plan: Plan = PLAN_OF_KIND[kind]()
+    return plan
+
+
+def check_plan(kind: RequestKind, plan: Plan) -> None:
+    """Refuse a plan of the wrong class for the kind (a programming error)."""
+    if not isinstance(plan, PLAN_OF_KIND[kind]):
+        raise TypeError(f"a {kind} request needs a {PLAN_OF_KIND[kind].__name__}, not {type(plan).__name__}")
+
+
+def encode_plan(plan: Plan) -> str:
+    """The plan as JSON (the hash field `plan`)."""
+    return json.dumps(dataclasses.asdict(plan), sort_keys=True)
+
+
+def decode_plan(kind: RequestKind, text: str) -> Plan:
+    """The plan of a stored request; unknown fields (from a newer version) are ignored."""
+    cls = PLAN_OF_KIND[kind]
+    raw = json.loads(text or "{}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
+    plan: Plan = cls(**values)
+    return plan
