@@ -22,7 +22,7 @@ from handlers.approval_blocks import (
     message_modal,
     outcome_text,
 )
-from handlers.blocks import ACTION_REVOKE_OWN, ACTION_REVOKE_ROTATED, section
+from handlers.blocks import ACTION_REVOKE_MIGRATED, ACTION_REVOKE_OWN, ACTION_REVOKE_ROTATED, section
 from handlers.context import SlackContext
 from handlers.errors import user_message
 from handlers.result_blocks import revoke_modal
@@ -61,6 +61,7 @@ def register_approvals(app: App, ctx: SlackContext) -> None:
 
     app.action(ACTION_REVOKE_OWN)(ack=ack_only, lazy=[revoke_button(Origin.REMINDER)])
     app.action(ACTION_REVOKE_ROTATED)(ack=ack_only, lazy=[revoke_button(Origin.ROTATION)])
+    app.action(ACTION_REVOKE_MIGRATED)(ack=ack_only, lazy=[revoke_button(Origin.MIGRATION)])
 
     def ack_submission(ack: Ack) -> None:
         ack(response_action="update", view=message_modal("Revoke token", "Revoking…"))

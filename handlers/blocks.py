@@ -14,6 +14,7 @@ Block = dict[str, Any]
 
 ACTION_REVOKE_OWN = "pat_revoke_own"
 ACTION_REVOKE_ROTATED = "pat_revoke_rotated"
+ACTION_REVOKE_MIGRATED = "pat_revoke_migrated"
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
