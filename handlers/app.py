@@ -1,4 +1,4 @@
-"""`create_app(settings, services)`: the Bolt app, built on demand (no module-level app or clients)."""
+"""`create_app(settings, client, ctx)`: the Bolt app, built on demand (no module-level app or clients)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.errors import ConfigError
-from bot.flows.deps import FlowDeps
-from bot.operations import Operations, SecretKeys
-from bot.services import Services
 from bot.settings import Settings
 from handlers import register
 from handlers.context import SlackContext
-from handlers.metrics import Metrics
-from handlers.notifier import SlackNotifier
-from handlers.people import SlackDirectory
 
 # Few lazy workers: each competes with the acks for the GIL, and concurrent audits share their
 # Databricks reads (see bot.read_cache), so more threads would not answer sooner.
@@ -35,12 +29,9 @@ def slack_client(settings: Settings) -> WebClient:
     return client
 
 
-def create_app(settings: Settings, services: Services) -> tuple[App, SlackContext]:
-    """The Bolt app with every listener registered, and the context its listeners share."""
+def create_app(settings: Settings, client: WebClient, ctx: SlackContext) -> App:
+    """The Bolt app on `client` with every listener registered; a refused token stops start-up."""
     settings.require("slack_bot_token", "slack_signing_secret")
-    if services.approvals is None or services.redis is None:
-        raise ConfigError("REDIS_URL: the Slack app needs an approvals store")
-    client = slack_client(settings)
     try:
         app = _bolt_app(settings, client)
     except BoltError as exc:  # Bolt checks the bot token with auth.test at start-up
@@ -49,21 +40,8 @@ def create_app(settings: Settings, services: Services) -> tuple[App, SlackContex
         raise ConfigError(
             f"PATBOT_SLACK_API_URL: cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__})"
         ) from None
-    metrics = Metrics(services.approvals)
-    people = SlackDirectory(client, settings.approvers)
-    deps = FlowDeps(
-        settings=settings,
-        fleet=services.fleet,
-        policy=services.policy,
-        store=services.approvals,
-        executor=Operations(services.fleet, services.approvals, SecretKeys(services.redis)),
-        people=people,
-        notifier=SlackNotifier(client, settings.admin_channel or "", people, metrics),
-        clock=services.clock,
-    )
-    ctx = SlackContext(services=services, deps=deps, metrics=metrics)
     register(app, ctx)
-    return app, ctx
+    return app
 
 
 def _bolt_app(settings: Settings, client: WebClient) -> App:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bot.demo import Demo, start_demo
+from entrypoints.demo import Demo, start_demo
 from bot.errors import ConfigError
 from bot.sandbox.demo_data import ADMIN_CHANNEL, PERSONAS
 from bot.sandbox.slack_signing import block_action_body, headers_for

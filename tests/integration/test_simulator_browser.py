@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.demo import Demo, start_demo
+from entrypoints.demo import Demo, start_demo
 from bot.sandbox.demo_data import PERSONAS
 
 sync_api = pytest.importorskip(

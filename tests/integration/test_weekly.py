@@ -50,7 +50,8 @@ from bot.weekly import (
     summary,
     weekly_job,
 )
-from bot.weekly_cli import run_weekly_command
+from entrypoints.bootstrap import Application
+from entrypoints.weekly import run_weekly_command
 from handlers.blocks import ACTION_REVOKE_OWN
 from handlers.weekly_blocks import reminder_message, summary_message
 from tests.fixtures.emulators import emulator_fleet
@@ -67,6 +68,12 @@ ADMIN_CHANNEL = "CADMIN0001"
 BOT_TOKEN = "xoxb-test"
 SCALE = 50.0
 
+
+
+def parts_of(services: Services, client: WebClient | None = None) -> Application:
+    """The composition root around these services (and this Slack client for the weekly job)."""
+    parts = Application(services.settings).replace(services=services)
+    return parts.replace(weekly_client=client) if client is not None else parts
 
 def email(i: int) -> str:
     return f"user{i:03d}@example.com"
@@ -551,26 +558,26 @@ def test_cli_dry_run_and_one_line_errors(
     services: Services, slack: SlackEmulator, databricks: DatabricksEmulator, redis_url: str
 ) -> None:
     out, err = io.StringIO(), io.StringIO()
-    code = run_weekly_command(services, argparse.Namespace(command="remind", dry_run=True), out, err)
+    code = run_weekly_command(parts_of(services), argparse.Namespace(command="remind", dry_run=True), out, err)
     assert code == 2, "gamma could not be read"
     assert f"would DM {email(1)} (U" in out.getvalue() and "in alpha [long_lived, stale]" in out.getvalue()
     assert err.getvalue().startswith("patbot: could not read gamma: ") and err.getvalue().count("\n") == 1
     assert slack.calls("chat.postMessage") == []
 
     out, err = io.StringIO(), io.StringIO()
-    code = run_weekly_command(services, argparse.Namespace(command="summary", dry_run=True), out, err)
+    code = run_weekly_command(parts_of(services), argparse.Namespace(command="summary", dry_run=True), out, err)
     assert "Weekly token report" in out.getvalue() and "<!date" not in out.getvalue()
     assert admin_posts(slack) == []
 
     no_token = make_services(slack, databricks, redis_url, slack_bot_token=None)
     err = io.StringIO()
-    assert run_weekly_command(no_token, argparse.Namespace(command="remind", dry_run=False), out, err) == 2
+    assert run_weekly_command(parts_of(no_token), argparse.Namespace(command="remind", dry_run=False), out, err) == 2
     assert err.getvalue() == "patbot: SLACK_BOT_TOKEN is required but not set\n"
 
     no_retry = Retry(NoBackoff(), 0)
     dead_redis = services.replace(redis=redis.Redis(port=1, socket_connect_timeout=0.2, retry=no_retry))
     err = io.StringIO()
-    assert run_weekly_command(dead_redis, argparse.Namespace(command="remind", dry_run=False), out, err) == 2
+    assert run_weekly_command(parts_of(dead_redis), argparse.Namespace(command="remind", dry_run=False), out, err) == 2
     assert err.getvalue().startswith("patbot: cannot reach Redis") and err.getvalue().count("\n") == 1
 
 
@@ -656,26 +663,25 @@ def test_remind_refuses_the_embedded_store_except_for_a_dry_run(
     import argparse
     import io
 
-    from bot.weekly_cli import run_weekly_command
+    from entrypoints.bootstrap import Application
+from entrypoints.weekly import run_weekly_command
 
     embedded = services.replace(embedded_store=True)
     err = io.StringIO()
     code = run_weekly_command(
-        embedded,
+        parts_of(embedded, client_for(slack)),
         argparse.Namespace(command="remind", dry_run=False),
         io.StringIO(),
         err,
-        client=client_for(slack),
     )
     assert code == 2 and err.getvalue().startswith("patbot: REDIS_URL is required for patbot remind")
     assert slack.calls("chat.postMessage") == []
     out = io.StringIO()
     code = run_weekly_command(
-        embedded,
+        parts_of(embedded, client_for(slack)),
         argparse.Namespace(command="remind", dry_run=True),
         out,
         io.StringIO(),
-        client=client_for(slack),
     )
     assert "dry run" in out.getvalue() and slack.calls("chat.postMessage") == []
 
@@ -684,7 +690,7 @@ def test_summary_command_posts_once_a_week_unless_forced(services: Services, sla
     def run(*flags: str) -> tuple[int, str]:
         out = io.StringIO()
         args = argparse.Namespace(command="summary", dry_run=False, force="--force" in flags)
-        code = run_weekly_command(services, args, out, io.StringIO(), client=client_for(slack))
+        code = run_weekly_command(parts_of(services, client_for(slack)), args, out, io.StringIO())
         return code, out.getvalue()
 
     code, out = run()
@@ -700,5 +706,5 @@ def test_summary_command_posts_once_a_week_unless_forced(services: Services, sla
     err = io.StringIO()
     embedded = services.replace(embedded_store=True)
     args = argparse.Namespace(command="summary", dry_run=False, force=False)
-    assert run_weekly_command(embedded, args, io.StringIO(), err, client=client_for(slack)) == 2
+    assert run_weekly_command(parts_of(embedded, client_for(slack)), args, io.StringIO(), err) == 2
     assert err.getvalue().startswith("patbot: REDIS_URL is required for patbot summary")

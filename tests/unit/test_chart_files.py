@@ -199,7 +199,7 @@ def test_schema_refuses_bad_values(change: dict[str, Any], where: list[Any]) -> 
 
 
 def test_pods_get_longer_than_the_bots_drain_to_stop() -> None:
-    from handlers.serve import SHUTDOWN_GRACE_SECONDS
+    from entrypoints.serve import SHUTDOWN_GRACE_SECONDS
 
     grace = load_yaml(CHART / "values.yaml")["terminationGracePeriodSeconds"]
     assert grace == 30 and grace > SHUTDOWN_GRACE_SECONDS

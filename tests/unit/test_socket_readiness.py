@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.serve import socket_readiness
+from entrypoints.serve import socket_readiness
 
 
 def test_readiness_follows_the_connection_with_a_grace_period() -> None:

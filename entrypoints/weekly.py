@@ -9,21 +9,18 @@ import sys
 from typing import Any, TextIO
 
 import redis
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import ConfigError, GovernanceError
-from bot.services import Services
-from bot.settings import Settings
 from bot.weekly import (
-    DmRenderer,
     ReminderResult,
-    SummaryRenderer,
     SummaryResult,
     dm_lines,
     remind,
     summary,
 )
+from entrypoints.bootstrap import Application
+from handlers.weekly_blocks import reminder_message, summary_message
 
 EXIT_OK, EXIT_ERROR = 0, 2
 _SLACK_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
@@ -47,37 +44,14 @@ def add_weekly_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     )
 
 
-def weekly_client(settings: Settings) -> WebClient:
-    """A `WebClient` for ``PATBOT_SLACK_API_URL``; the weekly job handles 429s itself."""
-    settings.require("slack_bot_token")
-    assert settings.slack_bot_token is not None
-    return WebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=settings.slack_timeout_seconds,
-    )
-
-
 def run_weekly_command(
-    svc: Services,
-    args: argparse.Namespace,
-    out: TextIO,
-    err: TextIO | None = None,
-    *,
-    client: WebClient | None = None,
-    render_dm: DmRenderer | None = None,
-    render_summary: SummaryRenderer | None = None,
+    parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO | None = None
 ) -> int:
     """Run `patbot remind` or `patbot summary`: 0 when complete, 2 on configuration or connection errors."""
     err = err or sys.stderr
     try:
-        if render_dm is None or render_summary is None:
-            # The renderers are the Slack surface's; the CLI is the one place that joins both.
-            from handlers.weekly_blocks import reminder_message, summary_message
-
-            render_dm = render_dm or reminder_message
-            render_summary = render_summary or summary_message
-        slack = client or weekly_client(svc.settings)
+        svc = parts.services
+        slack = parts.weekly_client
         if args.command == "remind":
             if svc.embedded_store and not args.dry_run:
                 # Each `patbot remind` is a new process: an in-memory store forgets who was DMed.
@@ -85,7 +59,7 @@ def run_weekly_command(
                     "REDIS_URL is required for patbot remind: without a shared Redis the at-most-one-DM-a-week "
                     "guarantee cannot hold across runs (--dry-run works without it)"
                 )
-            result = remind(svc, slack, render_dm=render_dm, dry_run=args.dry_run)
+            result = remind(svc, slack, render_dm=reminder_message, dry_run=args.dry_run)
             return _report_reminders(result, out, err)
         if args.command == "summary":
             force = bool(getattr(args, "force", False))
@@ -94,7 +68,7 @@ def run_weekly_command(
                     "REDIS_URL is required for patbot summary: without a shared Redis it cannot tell whether "
                     "this week's summary was already posted (--dry-run works without it; --force posts anyway)"
                 )
-            posted = summary(svc, slack, render_summary=render_summary, dry_run=args.dry_run, force=force)
+            posted = summary(svc, slack, render_summary=summary_message, dry_run=args.dry_run, force=force)
             return _report_summary(posted, out, err)
     except GovernanceError as exc:
         print(f"patbot: {exc.user_message}", file=err)

@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TextIO
 
-from slack_sdk import WebClient
-
 from bot.databricks import workspace_client_factory
 from bot.errors import ConfigError
 from bot.fleet import Fleet
@@ -32,12 +30,14 @@ from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmula
 from bot.sandbox.demo_data import ADMIN_CHANNEL, ADMIN_CHANNEL_NAME, PERSONAS, seed_slack, showcase_fleet
 from bot.sandbox.simulator import Person, Simulator, WeeklyJob
 from bot.sandbox.slack_emulator import SlackEmulator
-from bot.services import Services, build_store, policy_from
-from bot.settings import Settings, load_settings
-from handlers.app import create_app
+from bot.services import Services
+from bot.settings import load_settings
+from bot.weekly.job import run_weekly
+from entrypoints.bootstrap import Application
+from entrypoints.serve import start_sweeper
 from handlers.context import SlackContext
-from handlers.serve import start_sweeper
 from handlers.server import make_server, serve_in_thread, stop_server, wsgi_app
+from handlers.weekly_blocks import reminder_message, summary_message
 
 log = logging.getLogger(__name__)
 
@@ -121,17 +121,8 @@ def _start(cleanups: list[Callable[[], None]], port: int | None, host: str | Non
             token=DEFAULT_ADMIN_TOKEN, retry_timeout_seconds=settings.databricks_timeout_seconds
         ),
     )
-    redis, store, embedded = build_store(settings)
-    services = Services(
-        settings=settings,
-        fleet=fleet,
-        policy=policy_from(settings),
-        redis=redis,
-        approvals=store,
-        embedded_store=embedded,
-    )
-
-    app, ctx = create_app(settings, services)
+    parts = Application(settings).replace(fleet=fleet)
+    app, ctx = parts.slack_app, parts.slack_context
     cleanups.append(lambda: app.listener_runner.listener_executor.shutdown(wait=True, cancel_futures=True))
     server = make_server(wsgi_app(app, ctx), "127.0.0.1", 0)
     thread = serve_in_thread(server)
@@ -140,7 +131,7 @@ def _start(cleanups: list[Callable[[], None]], port: int | None, host: str | Non
     sweeper = start_sweeper(ctx, interval=30.0)
     cleanups.append(sweeper.set)
 
-    job, unavailable = _weekly_job(services, settings, slack)
+    job, unavailable = _weekly_job(parts)
     simulator = Simulator(
         slack,
         bot_url=f"{bot_url}/slack/events",
@@ -155,7 +146,7 @@ def _start(cleanups: list[Callable[[], None]], port: int | None, host: str | Non
     cleanups.append(lambda: simulator.wait_weekly(timeout=30))
     if host in ("0.0.0.0", "::"):
         url = url.replace(f"//{host}:", "//localhost:", 1)
-    return Demo(url, bot_url, slack, databricks, services, ctx, simulator, cleanups)
+    return Demo(url, bot_url, slack, databricks, parts.services, ctx, simulator, cleanups)
 
 
 def _slack_emulator(host: str, port: int | None) -> SlackEmulator:
@@ -177,25 +168,25 @@ def _slack_emulator(host: str, port: int | None) -> SlackEmulator:
         return SlackEmulator(bot_token=BOT_TOKEN, host=host, port=0, team_name="Example Co")
 
 
-def _weekly_job(services: Services, settings: Settings, slack: SlackEmulator) -> tuple[WeeklyJob | None, str]:
-    """The "run the weekly job now" control: reminders, then the summary; None where not built in."""
-    try:
-        from bot.weekly import remind, summary
-        from handlers.weekly_blocks import reminder_message, summary_message
-    except ImportError as exc:
-        return None, f"The weekly job is not part of this build ({exc.name} is missing)."
+def _weekly_job(parts: Application) -> tuple[WeeklyJob | None, str]:
+    """The "run the weekly job now" control: the same run as the scheduler's, reported in a few lines."""
 
     def run() -> str:
-        client = WebClient(
-            token=BOT_TOKEN, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds
+        reminders, posted = run_weekly(
+            parts.services,
+            parts.weekly_client,
+            render_dm=reminder_message,
+            render_summary=summary_message,
         )
-        reminders = remind(services, client, render_dm=reminder_message)
-        posted = summary(services, client, render_summary=summary_message, reminders=reminders)
         lines = [
             f"Week {reminders.week}: {len(reminders.sent)} reminder DM(s) sent, "
             f"{len(reminders.skipped_already_sent)} already sent this week, "
             f"{len(reminders.not_in_slack)} owner(s) not in Slack.",
-            f"Summary posted to #{ADMIN_CHANNEL_NAME}." if posted.posted else "The summary was not posted.",
+            f"Summary posted to #{ADMIN_CHANNEL_NAME}."
+            if posted.posted
+            else "This week's summary was already posted."
+            if posted.already_posted
+            else "The summary was not posted.",
         ]
         lines += [f"Problem: {p}" for p in posted.problems]
         lines += [f"Reminder to {email} failed: {why}" for email, why in reminders.failed.items()]

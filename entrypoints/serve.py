@@ -19,16 +19,13 @@ from bot.approvals import ApprovalRequest, ApprovalStore
 from bot.approvals.in_doubt import InDoubt, announce_in_doubt
 from bot.flows.decide import sweep_expired
 from bot.scheduler import WeeklyScheduler, start_scheduler
-from bot.services import Services
-from bot.weekly import WeekRuns, weekly_job
-from bot.weekly_cli import weekly_client
-from handlers.app import create_app
+from bot.weekly import WeekRuns
+from entrypoints.bootstrap import Application
 from handlers.approval_blocks import admin_decided_blocks, outcome_text
 from handlers.context import SlackContext
 from handlers.errors import user_message
 from handlers.in_doubt_blocks import in_doubt_blocks, in_doubt_text
 from handlers.server import InFlight, make_server, serve_in_thread, stop_server, wsgi_app
-from handlers.weekly_blocks import reminder_message, summary_message
 
 log = logging.getLogger(__name__)
 
@@ -177,24 +174,16 @@ def _exit(finished: bool) -> int:
     os._exit(1)
 
 
-def serve(services: Services, *, socket: bool = False) -> int:
+def serve(parts: Application, *, socket: bool = False) -> int:
     """Run the Slack app until SIGTERM or SIGINT, then shut down gracefully (exit 0)."""
-    settings = services.settings
+    settings = parts.settings
     settings.require_for_serve()
     shutdown = GracefulShutdown()
     shutdown.install()
-    app, ctx = create_app(settings, services)
+    app, ctx = parts.slack_app, parts.slack_context
     sweeper = start_sweeper(ctx)
-    if services.approvals is not None:
-        show_in_doubt_requests(services.approvals, app.client, ctx)
-    assert services.redis is not None  # create_app refuses to run without a store
-    scheduler = start_scheduler(
-        settings,
-        weekly_job(
-            services, weekly_client(settings), render_dm=reminder_message, render_summary=summary_message
-        ),
-        WeekRuns(services.redis),
-    )
+    show_in_doubt_requests(parts.store, app.client, ctx)
+    scheduler = start_scheduler(settings, parts.weekly_job, WeekRuns(parts.redis))
     executor = _listener_executor(app)
     use_socket = socket or settings.slack_app_token is not None
     if use_socket:
