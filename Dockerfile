@@ -31,6 +31,7 @@ RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml
 # Then the project itself (README.md is optional to setuptools: a missing one is only a warning).
 COPY bot ./bot
 COPY handlers ./handlers
+COPY entrypoints ./entrypoints
 RUN pip install --no-deps . \
  && pip uninstall --yes pip
 

@@ -29,13 +29,13 @@ $(DEV): pyproject.toml $(RUNTIME)
 venv: $(DEV)
 
 test: $(DEV)
-	$(VENV)/bin/ruff check bot handlers tests bench
+	$(VENV)/bin/ruff check bot handlers entrypoints tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: $(DEV)
-	$(VENV)/bin/ruff check bot handlers tests bench
-	$(VENV)/bin/ruff format --check bot handlers tests bench
+	$(VENV)/bin/ruff check bot handlers entrypoints tests bench
+	$(VENV)/bin/ruff format --check bot handlers entrypoints tests bench
 	$(VENV)/bin/mypy
 
 bench: $(DEV)

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import requests
-from databricks.sdk import AccountClient, WorkspaceClient
-from databricks.sdk import errors as sdk_errors
-from databricks.sdk.config import Config
-from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError
-from databricks.sdk.service.oauth2 import CreateServicePrincipalSecretResponse, SecretInfo
-from databricks.sdk.service.provisioning import WorkspaceStatus
-from databricks.sdk.service.settings import CreateOboTokenResponse, TokenInfo
+from bot.sdk_import import defer_sdk_package
 
-from bot.errors import GovernanceError
-from bot.governance.migration import OAuthSecret
-from bot.governance.models import (
+defer_sdk_package()  # before the first databricks.sdk import: the client core, not every service
+
+import requests  # noqa: E402
+from databricks.sdk import errors as sdk_errors  # noqa: E402
+from databricks.sdk.core import ApiClient, Config  # noqa: E402
+from databricks.sdk.credentials_provider import CredentialsStrategy  # noqa: E402
+from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError  # noqa: E402
+from databricks.sdk.service.oauth2 import (  # noqa: E402
+    CreateServicePrincipalSecretResponse,
+    SecretInfo,
+    ServicePrincipalSecretsProxyAPI,
+)
+from databricks.sdk.service.settings import (  # noqa: E402
+    CreateOboTokenResponse,
+    TokenInfo,
+    TokenManagementAPI,
+    WorkspaceConfAPI,
+)
+
+from bot.errors import GovernanceError  # noqa: E402
+from bot.governance.migration import OAuthSecret  # noqa: E402
+from bot.governance.models import (  # noqa: E402
     GranteeKind,
     Posture,
     Principal,
@@ -32,8 +47,8 @@ from bot.governance.models import (
     TokenUser,
     Workspace,
 )
-from bot.read_cache import ReadCache
-from bot.write_once import (
+from bot.read_cache import ReadCache  # noqa: E402
+from bot.write_once import (  # noqa: E402
     TOKENS_PATH,
     AnswerLost,
     ReadBackFailed,
@@ -44,6 +59,10 @@ from bot.write_once import (
     send_once,
     token_exists,
 )
+
+if TYPE_CHECKING:
+    from databricks.sdk import AccountClient
+    from databricks.sdk.service.workspace import SecretsAPI
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +187,58 @@ def token_from_sdk(info: TokenInfo, workspace: str) -> Token | None:
     )
 
 
+_JSON = json.JSONDecoder()
+_BLANK = re.compile(r"[ \t\n\r]*")
+
+
+def json_array_items(text: str, field: str) -> Iterator[Any]:
+    """The items of the array `field` of the JSON object in `text`, decoded one at a time.
+
+    The same JSON, parsed once, but a large listing's records can be mapped and released as they come.
+    Raises `ValueError` when `text` is not a JSON object.
+    """
+
+    def skip(pos: int) -> int:
+        return _BLANK.match(text, pos).end()  # type: ignore[union-attr]
+
+    def expect(pos: int, chars: str) -> str:
+        if pos >= len(text) or text[pos] not in chars:
+            raise ValueError(f"expected one of {chars!r} at {pos}")
+        return text[pos]
+
+    pos = skip(0)
+    if pos == len(text):
+        return
+    expect(pos, "{")
+    pos = skip(pos + 1)
+    if text[pos : pos + 1] == "}":
+        return
+    while True:
+        key, pos = _JSON.raw_decode(text, pos)
+        pos = skip(pos)
+        expect(pos, ":")
+        pos = skip(pos + 1)
+        if key == field and text[pos : pos + 1] == "[":
+            pos = skip(pos + 1)
+            if text[pos : pos + 1] == "]":
+                pos += 1
+            else:
+                while True:
+                    item, pos = _JSON.raw_decode(text, pos)
+                    yield item
+                    pos = skip(pos)
+                    if expect(pos, ",]") == "]":
+                        pos += 1
+                        break
+                    pos = skip(pos + 1)
+        else:
+            _, pos = _JSON.raw_decode(text, pos)
+        pos = skip(pos)
+        if expect(pos, ",}") == "}":
+            return
+        pos = skip(pos + 1)
+
+
 def posture_from_conf(conf: dict[str, str | None]) -> Posture:
     """Read `enableTokensConfig` / `maxTokenLifetimeDays` (string values; unset max means 730)."""
     enabled = str(conf.get("enableTokensConfig") or "true").strip().lower() != "false"
@@ -277,8 +348,72 @@ class CreatedToken:
         return f"CreatedToken(token={self.token!r}, value='***')"
 
 
+class WorkspaceApi:
+    """One workspace's SDK client core: its `Config`, one `ApiClient` (so one HTTP connection pool, reused
+    by every call) and the few service APIs patbot calls, each built on first use.
+
+    It stands where a `WorkspaceClient` would, without building the hundred-odd service objects (and
+    importing their modules) that `WorkspaceClient.__init__` creates.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.api_client = ApiClient(config)
+
+    @cached_property
+    def token_management(self) -> TokenManagementAPI:
+        """`/api/2.0/token-management`."""
+        return TokenManagementAPI(self.api_client)  # type: ignore[no-untyped-call]
+
+    @cached_property
+    def workspace_conf(self) -> WorkspaceConfAPI:
+        """`/api/2.0/workspace-conf`."""
+        return WorkspaceConfAPI(self.api_client)  # type: ignore[no-untyped-call]
+
+    @cached_property
+    def secrets(self) -> SecretsAPI:
+        """`/api/2.0/secrets`."""
+        from databricks.sdk.service.workspace import SecretsAPI
+
+        return SecretsAPI(self.api_client)  # type: ignore[no-untyped-call]
+
+    @cached_property
+    def service_principal_secrets_proxy(self) -> ServicePrincipalSecretsProxyAPI:
+        """`/api/2.0/accounts/servicePrincipals/{id}/credentials/secrets`: a principal's OAuth secrets."""
+        return ServicePrincipalSecretsProxyAPI(self.api_client)  # type: ignore[no-untyped-call]
+
+
+# A SCIM filter of 50 `id eq "…"` terms has 99 nodes; Databricks refuses filters of more than 200.
+OWNER_FILTER_BATCH = 50
+# Past this many distinct owners, reading every principal page (concurrently) takes fewer requests than
+# filtering by ID, since a page holds 100 principals and a filter batch only 50 IDs.
+OWNER_FILTER_MAX = 1000
+SCIM_PAGE_REQUEST = 10000
+_USERS_PATH = "/api/2.0/preview/scim/v2/Users"
+_SPS_PATH = "/api/2.0/preview/scim/v2/ServicePrincipals"
+_USER_ATTRIBUTES = "id,userName,displayName,active"
+_SP_ATTRIBUTES = "id,applicationId,displayName,active"
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalPage:
+    """What one SCIM read found, and the reads it showed are still needed (the other pages)."""
+
+    principals: list[Principal]
+    more: list[PrincipalRead]
+    complete: bool = False  # True when the reads list every principal, not only the ones asked for
+
+
+PrincipalRead = Callable[[], PrincipalPage]
+
+
+def scim_string(value: str) -> str:
+    """A SCIM filter string literal (JSON string escaping)."""
+    return json.dumps(value)
+
+
 class WorkspaceGateway:
-    """Everything patbot does in one workspace, through one `WorkspaceClient`.
+    """Everything patbot does in one workspace, through one client core (`WorkspaceApi`).
 
     Writes go out exactly once through `bot.write_once` (never the SDK's retrying `ApiClient`); when their
     answer is lost they read the state back and return or raise what actually happened.
@@ -290,13 +425,13 @@ class WorkspaceGateway:
     def __init__(self, workspace: Workspace, client_factory: ClientFactory, read_ttl: float = 0.0) -> None:
         self.workspace = workspace
         self._factory = client_factory
-        self._client: WorkspaceClient | None = None
+        self._client: WorkspaceApi | None = None
         self._lock = threading.Lock()
         self._reads = ReadCache(read_ttl)
 
     @property
-    def client(self) -> WorkspaceClient:
-        """The SDK client for reads (retried within the budget), built on first use."""
+    def client(self) -> WorkspaceApi:
+        """The client for reads (retried within the budget), built on first use."""
         with self._lock:
             if self._client is None:
                 self._client = self._factory(self.workspace)
@@ -307,15 +442,19 @@ class WorkspaceGateway:
         return list(self._reads.get("tokens", self._list_tokens))
 
     def _list_tokens(self) -> list[Token]:
-        with translated_errors(self.workspace.label, "listing tokens"):
-            infos = list(self.client.token_management.list())
         tokens = []
-        for info in infos:
-            token = token_from_sdk(info, self.workspace.host)
-            if token is None:
-                log.warning("skipping a token without id or creation time in %s", self.workspace.label)
-                continue
-            tokens.append(token)
+        host = self.workspace.host
+        with translated_errors(self.workspace.label, "listing tokens"):
+            answer = self.client.api_client.do("GET", "/api/2.0/token-management/tokens", raw=True)
+            assert isinstance(answer, dict)
+            text = answer["contents"].read().decode("utf-8")
+            # One record decoded and mapped at a time: 100,000 parsed dicts are never all held at once.
+            for info in json_array_items(text, "token_infos"):
+                token = token_from_sdk(TokenInfo.from_dict(info), host)
+                if token is None:
+                    log.warning("skipping a token without id or creation time in %s", self.workspace.label)
+                    continue
+                tokens.append(token)
         return tokens
 
     def get_token(self, token_id: str) -> Token:
@@ -385,63 +524,68 @@ class WorkspaceGateway:
 
     def users(self) -> list[Principal]:
         """SCIM users (only the attributes patbot needs)."""
-        return list(self._reads.get("users", self._users))
-
-    def _users(self) -> list[Principal]:
-        resources = self._scim("/api/2.0/preview/scim/v2/Users", "id,userName,displayName,active", "users")
-        return [
-            Principal(
-                id=str(r["id"]),
-                name=str(r.get("userName") or ""),
-                display_name=str(r.get("displayName") or r.get("userName") or ""),
-                type=PrincipalType.USER,
-                active=r.get("active") is not False,
-            )
-            for r in resources
-            if r.get("id")
-        ]
+        return list(self._reads.get("users", lambda: self._read_all(_USERS_PATH)))
 
     def service_principals(self) -> list[Principal]:
         """SCIM service principals, named by application ID."""
-        return list(self._reads.get("service_principals", self._service_principals))
+        return list(self._reads.get("service_principals", lambda: self._read_all(_SPS_PATH)))
 
-    def _service_principals(self) -> list[Principal]:
-        resources = self._scim(
-            "/api/2.0/preview/scim/v2/ServicePrincipals",
-            "id,applicationId,displayName,active",
-            "service principals",
-        )
-        return [
-            Principal(
-                id=str(r["id"]),
-                name=str(r.get("applicationId") or ""),
-                display_name=str(r.get("displayName") or r.get("applicationId") or ""),
-                type=PrincipalType.SERVICE_PRINCIPAL,
-                active=r.get("active") is not False,
-            )
-            for r in resources
-            if r.get("id")
-        ]
+    def _read_all(self, path: str) -> list[Principal]:
+        found: list[Principal] = []
+        pending = [self._page_read(path, 1, first=True)]
+        while pending:
+            page = pending.pop(0)()
+            found.extend(page.principals)
+            pending.extend(page.more)
+        return found
 
-    def _scim(self, path: str, attributes: str, what: str) -> list[dict[str, Any]]:
-        """Page a SCIM list through the SDK's API client, stopping at `totalResults`.
+    def owner_reads(self, owner_ids: Collection[int], named: str | None = None) -> list[PrincipalRead]:
+        """The SCIM reads that find the principals behind these SCIM IDs, to run concurrently.
 
-        The SDK's own iterators always fetch one more, empty page to learn that they are done.
+        Few owners: batched `id eq` filters on users and on service principals (an ID names one or the
+        other). Many: every page of both lists, the first page telling how many more there are. `named`
+        also looks up one user name or application ID (to tell an owner without tokens from a stranger).
         """
-        resources: list[dict[str, Any]] = []
-        start = 1
-        with translated_errors(self.workspace.label, f"listing {what}"):
-            while True:
-                page = self.client.api_client.do(
-                    "GET", path, query={"attributes": attributes, "startIndex": start, "count": 10000}
-                )
-                assert isinstance(page, dict)
-                batch = page.get("Resources") or []
-                resources.extend(batch)
+        ids = sorted({str(i) for i in owner_ids})
+        if len(ids) > OWNER_FILTER_MAX:
+            return [self._page_read(_USERS_PATH, 1, first=True), self._page_read(_SPS_PATH, 1, first=True)]
+        reads: list[PrincipalRead] = []
+        for start in range(0, len(ids), OWNER_FILTER_BATCH):
+            batch = " or ".join(f"id eq {scim_string(i)}" for i in ids[start : start + OWNER_FILTER_BATCH])
+            reads += [self._filter_read(_USERS_PATH, batch), self._filter_read(_SPS_PATH, batch)]
+        if named:
+            reads += [
+                self._filter_read(_USERS_PATH, f"userName eq {scim_string(named)}"),
+                self._filter_read(_SPS_PATH, f"applicationId eq {scim_string(named)}"),
+            ]
+        return reads
+
+    def _filter_read(self, path: str, scim_filter: str) -> PrincipalRead:
+        def read() -> PrincipalPage:
+            page = self._scim_get(path, {"filter": scim_filter, "count": SCIM_PAGE_REQUEST})
+            return PrincipalPage(_principals(path, page), [])
+
+        return read
+
+    def _page_read(self, path: str, start: int, *, first: bool = False) -> PrincipalRead:
+        def read() -> PrincipalPage:
+            page = self._scim_get(path, {"startIndex": start, "count": SCIM_PAGE_REQUEST})
+            found = _principals(path, page)
+            more: list[PrincipalRead] = []
+            if first and found:
+                # Pages hold what the server allows (100 on Databricks); ask for the rest all at once.
                 total = int(page.get("totalResults") or 0)
-                if not batch or len(resources) >= total:
-                    return resources
-                start += len(batch)
+                more = [self._page_read(path, s) for s in range(start + len(found), total + 1, len(found))]
+            return PrincipalPage(found, more, complete=True)
+
+        return read
+
+    def _scim_get(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
+        what = "users" if path == _USERS_PATH else "service principals"
+        query["attributes"] = _USER_ATTRIBUTES if path == _USERS_PATH else _SP_ATTRIBUTES
+        with translated_errors(self.workspace.label, f"listing {what}"):
+            page = self.client.api_client.do("GET", path, query=query)
+        return page if isinstance(page, dict) else {}
 
     def create_obo_token(
         self,
@@ -655,10 +799,45 @@ class WorkspaceGateway:
         )
 
 
-class ClientFactory(Protocol):
-    """Builds the SDK client of a workspace (writes only use its `config`, see `bot.write_once`)."""
+def _principals(path: str, page: dict[str, Any]) -> list[Principal]:
+    """SCIM resources as principals: users named by userName, service principals by applicationId."""
+    user = path == _USERS_PATH
+    name_key = "userName" if user else "applicationId"
+    kind = PrincipalType.USER if user else PrincipalType.SERVICE_PRINCIPAL
+    return [
+        Principal(
+            id=str(r["id"]),
+            name=str(r.get(name_key) or ""),
+            display_name=str(r.get("displayName") or r.get(name_key) or ""),
+            type=kind,
+            active=r.get("active") is not False,
+        )
+        for r in page.get("Resources") or []
+        if isinstance(r, dict) and r.get("id")
+    ]
 
-    def __call__(self, workspace: Workspace) -> WorkspaceClient: ...
+
+class ClientFactory(Protocol):
+    """Builds the client core of a workspace (writes only use its `config`, see `bot.write_once`)."""
+
+    def __call__(self, workspace: Workspace) -> WorkspaceApi: ...
+
+
+class _BearerToken(CredentialsStrategy):
+    """PAT authentication that needs no host: the same `Authorization` header for every workspace."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_type(self) -> str:
+        return "pat"
+
+    def __call__(self, cfg: Config) -> Callable[[], dict[str, str]]:
+        header = {"Authorization": f"Bearer {self._token}"}
+        return lambda: dict(header)
+
+    def __repr__(self) -> str:
+        return "_BearerToken(***)"
 
 
 def workspace_client_factory(
@@ -668,27 +847,46 @@ def workspace_client_factory(
     client_secret: str | None = None,
     retry_timeout_seconds: int = 10,
 ) -> ClientFactory:
-    """Build `WorkspaceClient`s with the same credentials and a bounded retry budget.
+    """Build workspace clients with the same credentials and a bounded retry budget.
 
-    With no explicit credentials the SDK's unified auth (environment, profiles, cloud CLIs) applies.
-    The SDK probes `/.well-known/databricks-config` while building a client and spends one retry budget
-    there when the host is down, then another on the first call: an unreachable workspace therefore
-    fails after about twice the budget plus one HTTP timeout.
+    With a PAT, the configuration is resolved once (no host, so no `/.well-known/databricks-config`
+    probe) and each workspace gets a deep copy naming its host (a shallow `copy()` shares the
+    attributes, host included): building a client costs no request. With
+    OAuth M2M or the SDK's unified auth (environment, profiles, cloud CLIs), each workspace resolves its
+    own `Config`, which probes the host once (one retry budget when the host is down).
     """
+    http_timeout = min(5, retry_timeout_seconds)
+    templates: dict[int, Config] = {}
+    lock = threading.Lock()
 
-    def build(workspace: Workspace) -> WorkspaceClient:
-        kwargs: dict[str, Any] = {
-            "host": workspace.host,
-            "retry_timeout_seconds": retry_timeout_seconds,
-            "http_timeout_seconds": min(5, retry_timeout_seconds),
-        }
-        if token:
-            kwargs["token"] = token
-        elif client_id and client_secret:
-            kwargs["client_id"] = client_id
-            kwargs["client_secret"] = client_secret
+    def pat_config(budget: int) -> Config:
+        assert token is not None
+        with lock:
+            if budget not in templates:
+                templates[budget] = Config(
+                    credentials_strategy=_BearerToken(token),
+                    retry_timeout_seconds=budget,
+                    http_timeout_seconds=http_timeout,
+                )
+            copied: Config = templates[budget].deep_copy()  # type: ignore[no-untyped-call]
+            return copied
+
+    def build(workspace: Workspace) -> WorkspaceApi:
+        budget = retry_timeout_seconds
         with translated_errors(workspace.label, "connecting"):
-            return WorkspaceClient(config=Config(**kwargs))
+            if token:
+                config = pat_config(budget)
+                config.host = workspace.host
+                return WorkspaceApi(config)
+            kwargs: dict[str, Any] = {
+                "host": workspace.host,
+                "retry_timeout_seconds": budget,
+                "http_timeout_seconds": http_timeout,
+            }
+            if client_id and client_secret:
+                kwargs["client_id"] = client_id
+                kwargs["client_secret"] = client_secret
+            return WorkspaceApi(Config(**kwargs))
 
     return build
 
@@ -700,6 +898,8 @@ def discover_account_workspaces(
     account: AccountClient, resolve_host: HostResolver | None = None
 ) -> list[Workspace]:
     """Every RUNNING workspace of the account; `resolve_host(deployment_name)` gives its URL."""
+    from databricks.sdk.service.provisioning import WorkspaceStatus
+
     resolver = resolve_host or account.config.environment.deployment_url
     label = f"account {account.config.account_id}"
     with translated_errors(label, "listing workspaces"):

@@ -14,6 +14,7 @@ from bot.approvals import (
     PolicyPlan,
     RequestKind,
     RevokePlan,
+    ScopePlan,
     TokenPlan,
 )
 from bot.databricks import (
@@ -23,6 +24,7 @@ from bot.databricks import (
     TokenValueLost,
     WorkspaceGateway,
     WriteInDoubt,
+    WriteNotApplied,
 )
 from bot.errors import GovernanceError
 from bot.fleet import Fleet
@@ -30,7 +32,15 @@ from bot.governance.models import TokenAccess
 from bot.governance.scopes import FULL_ACCESS
 from bot.secret_keys import KeyChoice, KeyPair, SecretKeys, choose_key, choose_key_pair, oauth_holder
 
-__all__ = ["ActionResult", "Operations", "SecretKeys", "StepFailed", "marked_comment", "marker_for"]
+__all__ = [
+    "ActionResult",
+    "Operations",
+    "SecretKeys",
+    "StepFailed",
+    "marked_comment",
+    "marker_for",
+    "scope_list",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +84,8 @@ class Operations:
             )
         if isinstance(plan, MigratePlan):
             return self._migrate(request, plan)
+        if isinstance(plan, ScopePlan):
+            return self._scope(request, plan)
         return self._policy(plan)
 
     def _gateway(self, host: str) -> WorkspaceGateway:
@@ -206,6 +218,27 @@ class Operations:
             )
         return ActionResult("rotated", f"{done}; old token {request.subject[:12]} revoked{_aside(note)}")
 
+    def _scope(self, request: ApprovalRequest, plan: ScopePlan) -> ActionResult:
+        """One PATCH of the token's scopes; a lost answer is read back, never resent."""
+        gateway = self._gateway(request.workspace)
+        short, label = request.subject[:12], gateway.workspace.label
+        change = f"{scope_list(plan.before)} → {scope_list(plan.after)}"
+        try:
+            gateway.update_scopes(request.subject, plan.after)
+        except DatabricksNotFound:
+            return ActionResult("failed", f"token {short} was already gone from {label}")
+        except WriteNotApplied as exc:
+            return ActionResult("failed", f"the scopes of token {short} were NOT changed: {exc.user_message}")
+        except WriteInDoubt as exc:
+            return ActionResult(
+                "failed",
+                f"whether the scopes of token {short} changed ({change}) is UNKNOWN: {exc.user_message}",
+            )
+        except DatabricksError as exc:
+            return ActionResult("failed", f"the scopes of token {short} were NOT changed: {exc.user_message}")
+        outcome = "widened" if plan.widening else "narrowed"
+        return ActionResult(outcome, f"scopes of token {short} in {label} {outcome}: {change}")
+
     def _policy(self, plan: PolicyPlan) -> ActionResult:
         days = plan.days
         done, failed = [], []
@@ -329,6 +362,11 @@ def marked_comment(comment: str, marker: str, rotated: date | None = None) -> st
         base = _ROTATED_RE.sub("", base)
     parts = [base.strip(), f"(rotated {rotated:%Y-%m-%d})" if rotated else "", marker]
     return " ".join(part for part in parts if part)
+
+
+def scope_list(scopes: tuple[str, ...]) -> str:
+    """Scopes as Databricks spells them, comma-separated; none is full access."""
+    return ", ".join(scopes) or "full access"
 
 
 def _aside(note: str) -> str:

@@ -75,12 +75,15 @@ class CreatePlan:
 
 @dataclass(frozen=True, slots=True)
 class CreateAsk:
-    """What a requester asked for: a principal (application ID or name), a lifetime such as `30d`."""
+    """What a requester asked for: a principal (application ID or name), a lifetime such as `30d`, and the
+    API scopes as typed (the create flow checks them) and whether Databricks should autoscope the token."""
 
     principal: str
     lifetime: str
     workspace: str | None = None
     comment: str = ""
+    scopes: tuple[str, ...] = ()
+    autoscope: bool = False
 
 
 @dataclass(frozen=True, slots=True)

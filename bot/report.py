@@ -5,27 +5,40 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol, TextIO
 
-from bot.governance.migration import PrincipalMigration, fleet_migrations
-from bot.governance.models import FleetReport, GranteeKind, Posture, TokenAssessment, WorkspaceReport
-
-TOKEN_COLUMNS = (
-    "workspace",
-    "token_id",
-    "owner",
-    "principal_type",
-    "comment",
-    "created",
-    "expires",
-    "last_used",
-    "findings",
-    "days_until_auto_revoke",
-    "scopes",
-    "used_scopes",
+from bot.governance.migration import PrincipalMigration
+from bot.governance.models import (
+    FINDING_SEVERITY,
+    Finding,
+    FleetReport,
+    GranteeKind,
+    Posture,
+    TokenAssessment,
+    WorkspaceReport,
 )
+
+TokenField = tuple[str, Callable[[TokenAssessment, str], Any]]
+
+# One line per column of the JSON and CSV reports: its name, and its value from a token's assessment and
+# its workspace's label. CSV joins list values with `;`.
+TOKEN_FIELDS: tuple[TokenField, ...] = (
+    ("workspace", lambda item, label: label),
+    ("token_id", lambda item, label: item.token.token_id),
+    ("owner", lambda item, label: item.token.owner),
+    ("principal_type", lambda item, label: item.principal_type.value),
+    ("comment", lambda item, label: item.token.comment),
+    ("created", lambda item, label: _iso(item.token.created)),
+    ("expires", lambda item, label: _iso(item.token.expires)),
+    ("last_used", lambda item, label: _iso(item.token.last_used)),
+    ("findings", lambda item, label: [f.value for f in item.findings]),
+    ("days_until_auto_revoke", lambda item, label: item.days_until_auto_revoke),
+    ("scopes", lambda item, label: list(item.token.scopes)),  # empty: full access, as Databricks applies it
+    ("used_scopes", lambda item, label: list(item.token.used_scopes) or None),  # what Databricks saw it call
+)
+TOKEN_COLUMNS = tuple(name for name, _ in TOKEN_FIELDS)
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -38,21 +51,7 @@ def _iso(value: datetime | date | None) -> str | None:
 
 def token_row(item: TokenAssessment, workspace_label: str) -> dict[str, Any]:
     """One token as a flat record with ISO 8601 UTC dates."""
-    t = item.token
-    return {
-        "workspace": workspace_label,
-        "token_id": t.token_id,
-        "owner": t.owner,
-        "principal_type": item.principal_type.value,
-        "comment": t.comment,
-        "created": _iso(t.created),
-        "expires": _iso(t.expires),
-        "last_used": _iso(t.last_used),
-        "findings": [f.value for f in item.findings],
-        "days_until_auto_revoke": item.days_until_auto_revoke,
-        "scopes": list(t.scopes),  # empty: full access, as Databricks applies it
-        "used_scopes": list(t.used_scopes) or None,  # what Databricks inferred it calls, where it did
-    }
+    return {name: value(item, workspace_label) for name, value in TOKEN_FIELDS}
 
 
 def workspace_row(ws: WorkspaceReport) -> dict[str, Any]:
@@ -88,6 +87,11 @@ def _token_users_cell(posture: Posture | None) -> str:
     return "EVERYONE: " + text if posture.everyone_may_use_tokens else text
 
 
+def worst_first(ws: WorkspaceReport) -> list[TokenAssessment]:
+    """A workspace's tokens, worst first (the order of `FleetReport.tokens`)."""
+    return sorted(ws.tokens, key=lambda t: (-t.severity, t.token.workspace, t.token.token_id))
+
+
 def _labelled_tokens(report: FleetReport) -> list[tuple[TokenAssessment, str]]:
     labels = {ws.workspace.host: ws.workspace.label for ws in report.workspaces}
     return [(t, labels.get(t.token.workspace, t.token.workspace)) for t in report.tokens]
@@ -119,38 +123,141 @@ def migration_row(item: PrincipalMigration) -> dict[str, Any]:
     }
 
 
+class ReportWriter(Protocol):
+    """Writes a report as its workspaces arrive: `add` each, then `close`."""
+
+    def add(self, ws: WorkspaceReport) -> None:
+        """Write one workspace's tokens (worst first) and remember its posture or failure."""
+
+    def close(self) -> None:
+        """Write what comes after the tokens."""
+
+
+class JsonReportWriter:
+    """The JSON report, one token per line, written as workspaces arrive.
+
+    The document has `generated_at`, `tokens`, `workspaces` and `totals`; the totals come last because
+    they are known only once every workspace has been read. When the service principals' OAuth secrets
+    were read, `service_principals` follows with each one's move from PATs to OAuth.
+    """
+
+    def __init__(self, out: TextIO, generated_at: datetime) -> None:
+        self._out = out
+        self._first = True
+        self._workspaces: list[dict[str, Any]] = []
+        self._totals = dict.fromkeys(sorted(Finding, key=lambda f: -FINDING_SEVERITY[f]), 0)
+        self._migrations: list[dict[str, Any]] | None = None
+        out.write(f'{{\n  "generated_at": {json.dumps(_iso(generated_at))},\n  "tokens": [')
+
+    def add(self, ws: WorkspaceReport) -> None:
+        self.tokens((item, ws.workspace.label) for item in worst_first(ws))
+        self.note(ws)
+
+    def note(self, ws: WorkspaceReport) -> None:
+        """Count a workspace in `workspaces` and `totals` (its tokens are written apart)."""
+        self._workspaces.append(workspace_row(ws))
+        if ws.migrations is not None:
+            self._migrations = (self._migrations or []) + [migration_row(m) for m in ws.migrations]
+        for item in ws.tokens:
+            for finding in item.findings:
+                self._totals[finding] += 1
+
+    def tokens(self, items: Iterable[tuple[TokenAssessment, str]]) -> None:
+        """Write token records (without counting them in the totals)."""
+        lines = []
+        for item, label in items:
+            lines.append(("\n    " if self._first else ",\n    ") + json.dumps(token_row(item, label)))
+            self._first = False
+            if len(lines) >= 1000:  # bounded: a workspace of 100,000 tokens is not held as text
+                self._out.write("".join(lines))
+                lines.clear()
+        self._out.write("".join(lines))
+
+    def close(self) -> None:
+        rows = ",\n    ".join(json.dumps(row) for row in self._workspaces)
+        totals = json.dumps({f.value: n for f, n in self._totals.items()})
+        closing = "\n  ]" if not self._first else "]"
+        workspaces = f"[\n    {rows}\n  ]" if rows else "[]"
+        self._out.write(f'{closing},\n  "workspaces": {workspaces},\n  "totals": {totals}')
+        if self._migrations is not None:
+            principals = ",\n    ".join(json.dumps(row) for row in self._migrations)
+            listed = f"[\n    {principals}\n  ]" if principals else "[]"
+            self._out.write(f',\n  "service_principals": {listed}')
+        self._out.write("\n}\n")
+
+
+class CsvReportWriter:
+    """One CSV line per token (list values joined by `;`), then a line per unreadable workspace."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._failed: list[WorkspaceReport] = []
+        self._writer.writerow([*TOKEN_COLUMNS, "workspace_error"])
+
+    def add(self, ws: WorkspaceReport) -> None:
+        self.tokens((item, ws.workspace.label) for item in worst_first(ws))
+        self.note(ws)
+
+    def note(self, ws: WorkspaceReport) -> None:
+        """Remember a workspace's failure for the closing lines (its tokens are written apart)."""
+        if ws.failed:
+            self._failed.append(ws)
+
+    def tokens(self, items: Iterable[tuple[TokenAssessment, str]]) -> None:
+        """Write token lines."""
+        self._writer.writerows(
+            [*(_csv_safe(value(item, label)) for _, value in TOKEN_FIELDS), ""] for item, label in items
+        )
+
+    def close(self) -> None:
+        blanks = [""] * (len(TOKEN_COLUMNS) - 1)
+        for ws in self._failed:
+            self._writer.writerow([ws.workspace.label, *blanks, _csv_safe(ws.error)])
+
+
+class TableReportWriter:
+    """The terminal table: its columns are as wide as their widest cell, so it is written at the end."""
+
+    def __init__(self, out: TextIO, generated_at: datetime) -> None:
+        self._out = out
+        self._report = FleetReport(generated_at=generated_at, workspaces=[])
+
+    def add(self, ws: WorkspaceReport) -> None:
+        self._report.workspaces.append(ws)
+
+    def close(self) -> None:
+        self._out.write(to_table(self._report))
+
+
 def to_json(report: FleetReport) -> str:
-    """The whole report as JSON (with `service_principals` when their OAuth secrets were read)."""
-    doc: dict[str, Any] = {
-        "generated_at": _iso(report.generated_at),
-        "totals": {f.value: n for f, n in report.totals_by_finding().items()},
-        "workspaces": [workspace_row(ws) for ws in report.workspaces],
-        "tokens": [token_row(t, label) for t, label in _labelled_tokens(report)],
-    }
-    migrations = fleet_migrations(report)
-    if migrations is not None:
-        doc["service_principals"] = [migration_row(m) for m in migrations]
-    return json.dumps(doc, indent=2)
+    """The whole report as JSON, tokens worst first across the fleet (with `service_principals` when their
+    OAuth secrets were read)."""
+    out = io.StringIO()
+    writer = JsonReportWriter(out, report.generated_at)
+    writer.tokens(_labelled_tokens(report))
+    for ws in report.workspaces:
+        writer.note(ws)
+    writer.close()
+    return out.getvalue()
 
 
 def to_csv(report: FleetReport) -> str:
-    """One CSV line per token (findings joined by `;`), then a line per unreadable workspace."""
+    """One CSV line per token worst first across the fleet (findings joined by `;`), then a line per
+    unreadable workspace."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*TOKEN_COLUMNS, "workspace_error"])
-    for item, label in _labelled_tokens(report):
-        row = token_row(item, label)
-        row["findings"] = ";".join(row["findings"])
-        row["scopes"] = ";".join(row["scopes"])
-        row["used_scopes"] = ";".join(row["used_scopes"] or ())
-        writer.writerow([_csv_safe(row[c]) for c in TOKEN_COLUMNS] + [""])
-    for ws in report.failed:
-        writer.writerow([ws.workspace.label] + [""] * (len(TOKEN_COLUMNS) - 1) + [_csv_safe(ws.error)])
+    writer = CsvReportWriter(out)
+    writer.tokens(_labelled_tokens(report))
+    for ws in report.workspaces:
+        writer.note(ws)
+    writer.close()
     return out.getvalue()
 
 
 def _csv_safe(value: Any) -> Any:
     # Spreadsheet formula injection: a comment such as "=HYPERLINK(...)" must stay text.
+    if isinstance(value, list | tuple):
+        value = ";".join(str(v) for v in value)
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
         return "'" + value
     return "" if value is None else value

@@ -6,10 +6,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from databricks.sdk import AccountClient
-from databricks.sdk.config import Config
 from redis import Redis
 
 from bot.approvals import ApprovalStore, connect_redis
@@ -18,6 +16,9 @@ from bot.errors import ConfigError
 from bot.fleet import WORKSPACE_REFRESH_SECONDS, Fleet
 from bot.governance.models import Policy, Workspace
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from databricks.sdk import AccountClient
 
 Clock = Callable[[], datetime]
 
@@ -88,6 +89,9 @@ def build_fleet(
 
 
 def _account_client(settings: Settings) -> AccountClient:
+    from databricks.sdk import AccountClient
+    from databricks.sdk.config import Config
+
     kwargs: dict[str, Any] = {
         "account_id": settings.databricks_account_id,
         "retry_timeout_seconds": settings.databricks_timeout_seconds,
@@ -111,16 +115,3 @@ def build_store(settings: Settings, clock: Clock = utc_now) -> tuple[Redis[Any],
     client, embedded = connect_redis(settings.redis_url)
     store = ApprovalStore(client, ttl=timedelta(hours=settings.approval_ttl_hours), clock=clock)
     return client, store, embedded
-
-
-def build_services(settings: Settings, **fleet_parts: object) -> Services:
-    """Build every long-lived part from the settings."""
-    client, store, embedded = build_store(settings)
-    return Services(
-        settings=settings,
-        fleet=build_fleet(settings, **fleet_parts),  # type: ignore[arg-type]
-        policy=policy_from(settings),
-        redis=client,
-        approvals=store,
-        embedded_store=embedded,
-    )

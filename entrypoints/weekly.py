@@ -6,21 +6,13 @@ import argparse
 import html
 import re
 import sys
-from typing import Any, TextIO
-
-import redis
-from slack_sdk.errors import SlackApiError
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.errors import ConfigError, GovernanceError
-from bot.weekly import (
-    ReminderResult,
-    SummaryResult,
-    dm_lines,
-    remind,
-    summary,
-)
-from entrypoints.bootstrap import Application
-from handlers.weekly_blocks import reminder_message, summary_message
+
+if TYPE_CHECKING:  # the weekly job loads Redis, Slack and databricks-sdk: not for `patbot --help`
+    from bot.weekly import ReminderResult, SummaryResult
+    from entrypoints.bootstrap import Application
 
 EXIT_OK, EXIT_ERROR = 0, 2
 _SLACK_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
@@ -48,6 +40,12 @@ def run_weekly_command(
     parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO | None = None
 ) -> int:
     """Run `patbot remind` or `patbot summary`: 0 when complete, 2 on configuration or connection errors."""
+    import redis
+    from slack_sdk.errors import SlackApiError
+
+    from bot.weekly import remind, summary
+    from handlers.weekly_blocks import reminder_message, summary_message
+
     err = err or sys.stderr
     try:
         svc = parts.services
@@ -84,6 +82,8 @@ def run_weekly_command(
 
 
 def _report_reminders(result: ReminderResult, out: TextIO, err: TextIO) -> int:
+    from bot.weekly import dm_lines
+
     write = out.write
     if result.dry_run:
         write(f"Week {result.week} (dry run): {result.eligible} owner(s) hold stale or non-expiring tokens\n")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.approvals import ApprovalRequest, MigratePlan, PolicyPlan, RequestState, RevokePlan, TokenPlan
+from bot.approvals import (
+    ApprovalRequest,
+    MigratePlan,
+    PolicyPlan,
+    RequestState,
+    RevokePlan,
+    ScopePlan,
+    TokenPlan,
+)
 from bot.governance.models import Finding
 from handlers.blocks import (
     Block,
@@ -36,6 +44,7 @@ KIND_VERBS = {
     "rotate": "rotate",
     "policy": "change the policy of",
     "migrate": "move a service principal to OAuth",
+    "scope": "change the API scopes of",
 }
 
 
@@ -60,6 +69,11 @@ def _scopes_line(plan: TokenPlan) -> str:
     if plan.autoscope:
         access += ", autoscope on"
     return f"API scopes: {escape(access)}"
+
+
+def scope_change_text(plan: ScopePlan) -> str:
+    """ "full access → sql, jobs (read)": the scopes before and after, in plain words."""
+    return f"{scopes_text(plan.before)} → {scopes_text(plan.after)}"
 
 
 def describe(request: ApprovalRequest) -> str:
@@ -90,6 +104,15 @@ def describe(request: ApprovalRequest) -> str:
         ]
     elif isinstance(plan, MigratePlan):
         lines = migrate_lines(plan)
+    elif isinstance(plan, ScopePlan):
+        lines = [
+            f"*Change the API scopes* of token `{escape(request.subject[:12])}` in "
+            f"*{escape(plan.workspace_label or request.workspace)}*",
+            f"Owner: {escape(plan.owner_display or request.owner or 'unknown')}",
+            f"Scopes: {scope_change_text(plan)}",
+        ]
+        if plan.widening:
+            lines.append(":warning: *Wider* than before: the token could call APIs it cannot call now.")
     else:
         lines = [
             f"*Set the maximum lifetime of new tokens to {plan.days} days* on "
@@ -103,7 +126,7 @@ def describe(request: ApprovalRequest) -> str:
 def workspace_label(request: ApprovalRequest) -> str:
     """The workspace a request is about, by name where the plan knows it."""
     plan = request.plan
-    if isinstance(plan, RevokePlan | TokenPlan | MigratePlan) and plan.workspace_label:
+    if isinstance(plan, RevokePlan | TokenPlan | MigratePlan | ScopePlan) and plan.workspace_label:
         return plan.workspace_label
     if isinstance(plan, PolicyPlan) and plan.labels:
         return plan.labels
@@ -114,7 +137,8 @@ def user_text_block(request: ApprovalRequest) -> Block | None:
     """The token comment and the reason, as typed: a plain_text block, so `*x*`, `&amp;` or `<!here>`
     show literally; long ones end on a word with "…". None when there is neither."""
     lines = []
-    comment = request.plan.comment if isinstance(request.plan, RevokePlan | TokenPlan) else ""
+    plan = request.plan
+    comment = plan.comment if isinstance(plan, RevokePlan | TokenPlan | ScopePlan) else ""
     if comment:
         lines.append(f"Comment: “{clip_words(comment, MAX_COMMENT_CHARS)}”")
     if request.reason:
@@ -138,6 +162,8 @@ def summary(request: ApprovalRequest) -> str:
         return f"rotate token `{escape(request.subject[:12])}` in *{label}*"
     if isinstance(plan, MigratePlan):
         return f"move *{escape(plan.principal or request.subject)}* from PATs to OAuth in *{label}*"
+    if isinstance(plan, ScopePlan):
+        return f"change the API scopes of token `{escape(request.subject[:12])}` in *{label}*"
     return f"set the maximum token lifetime to {plan.days} days on {label}"
 
 
@@ -161,6 +187,15 @@ def _result(request: ApprovalRequest, *, standalone: bool) -> str:
             return f"Revoked{extra}"
         label = workspace_label(request)
         return f"Revoked token `{escape(request.subject[:12])}` in *{escape(label)}*{extra}"
+    plan = request.plan
+    if isinstance(plan, ScopePlan) and outcome in ("narrowed", "widened"):
+        if not standalone:
+            return f"{outcome.capitalize()}: {scope_change_text(plan)}"
+        label = escape(workspace_label(request))
+        return (
+            f"{outcome.capitalize()} the API scopes of token `{escape(request.subject[:12])}` in *{label}*: "
+            f"{scope_change_text(plan)}"
+        )
     if detail and outcome.lower() in detail.lower():
         return escape(detail[:1].upper() + detail[1:])
     return escape(outcome.capitalize()) + (f": {escape(detail)}" if detail else "")
@@ -225,7 +260,8 @@ def outcome_text(request: ApprovalRequest, *, standalone: bool = True) -> str:
 def admin_decided_blocks(request: ApprovalRequest) -> list[Block]:
     """The admin message after the decision: buttons gone, outcome shown."""
     if request.self_service:
-        lead = f"<@{request.requester}> revoked their own token:"
+        done = "narrowed the scopes of" if isinstance(request.plan, ScopePlan) else "revoked"
+        lead = f"<@{request.requester}> {done} their own token:"
     else:
         lead = f"<@{request.requester}> asked to {KIND_VERBS.get(request.kind, request.kind)}:"
     return _with_user_text(
@@ -239,16 +275,28 @@ def admin_decided_blocks(request: ApprovalRequest) -> list[Block]:
     )
 
 
+def _confirm_words(request: ApprovalRequest) -> tuple[str, str, str]:
+    """The owner's question, its button and the button's style, by what the request does."""
+    if isinstance(request.plan, ScopePlan):
+        question = (
+            "You own this token. Narrow its API scopes now? Anything the token calls outside the new "
+            "scopes will be refused."
+        )
+        return question, "Narrow now", "primary"
+    return "You own this token. Revoke it now? This cannot be undone.", "Revoke now", "danger"
+
+
 def self_confirm_blocks(request: ApprovalRequest) -> list[Block]:
-    """The owner's "Revoke now / Cancel" confirmation (ephemeral)."""
+    """The owner's "Revoke now / Cancel" (or "Narrow now / Cancel") confirmation (ephemeral)."""
+    question, act, style = _confirm_words(request)
     return _with_user_text(
         [
-            section(f"You own this token. Revoke it now? This cannot be undone.\n{describe(request)}"),
+            section(f"{question}\n{describe(request)}"),
             {
                 "type": "actions",
                 "block_id": f"confirm-{request.id}",
                 "elements": [
-                    _button("Revoke now", ACTION_CONFIRM, request.id, "danger"),
+                    _button(act, ACTION_CONFIRM, request.id, style),
                     _button("Cancel", ACTION_CANCEL, request.id),
                 ],
             },

@@ -1,5 +1,6 @@
-"""Decisions and revoke buttons: Approve / Deny, the owner's Revoke now / Cancel, and the Revoke buttons
-of the Home tab, the weekly DM and the guided rotation. Each listener parses, calls one flow, renders."""
+"""Decisions and token buttons: Approve / Deny, the owner's Revoke now (Narrow now) / Cancel, the Revoke
+buttons of the Home tab, the weekly DM and the guided rotation, and the weekly DM's Narrow buttons. Each
+listener parses, calls one flow, renders."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bot.approvals import RequestState
 from bot.flows.decide import decide
 from bot.flows.results import Decided
 from bot.flows.revoke import Origin, request_revoke
+from bot.flows.scope import ScopeAsk, request_scope
 from handlers.approval_blocks import (
     ACTION_APPROVE,
     ACTION_CANCEL,
@@ -22,7 +24,13 @@ from handlers.approval_blocks import (
     message_modal,
     outcome_text,
 )
-from handlers.blocks import ACTION_REVOKE_MIGRATED, ACTION_REVOKE_OWN, ACTION_REVOKE_ROTATED, section
+from handlers.blocks import (
+    ACTION_NARROW_OWN,
+    ACTION_REVOKE_MIGRATED,
+    ACTION_REVOKE_OWN,
+    ACTION_REVOKE_ROTATED,
+    section,
+)
 from handlers.context import SlackContext
 from handlers.errors import user_message
 from handlers.result_blocks import revoke_modal
@@ -62,6 +70,11 @@ def register_approvals(app: App, ctx: SlackContext) -> None:
     app.action(ACTION_REVOKE_OWN)(ack=ack_only, lazy=[revoke_button(Origin.REMINDER)])
     app.action(ACTION_REVOKE_ROTATED)(ack=ack_only, lazy=[revoke_button(Origin.ROTATION)])
     app.action(ACTION_REVOKE_MIGRATED)(ack=ack_only, lazy=[revoke_button(Origin.MIGRATION)])
+
+    def narrow_button(body: dict[str, Any], respond: Respond) -> None:
+        narrow_from_message(ctx, body, respond)
+
+    app.action(ACTION_NARROW_OWN)(ack=ack_only, lazy=[narrow_button])
 
     def ack_submission(ack: Ack) -> None:
         ack(response_action="update", view=message_modal("Revoke token", "Revoking…"))
@@ -108,6 +121,22 @@ def ask_from_message(ctx: SlackContext, body: dict[str, Any], respond: Respond, 
     except Exception as exc:
         blocks = [section(user_message(exc, ctx.metrics))]
     respond(blocks=blocks, text="Revoke", response_type="ephemeral", replace_original=False)
+
+
+NARROW_REASON = "from patbot's weekly reminder"
+
+
+def narrow_from_message(ctx: SlackContext, body: dict[str, Any], respond: Respond) -> None:
+    """The weekly DM's "Narrow to …": `/pat scope <id> suggested` by whoever clicked, answered ephemerally
+    (the owner gets a confirmation; the scopes are worked out now, not taken from the message)."""
+    user_id = str(body["user"]["id"])
+    token_id = str(body["actions"][0].get("value", ""))
+    try:
+        ask = ScopeAsk(token_id, suggested=True)
+        blocks = ctx.render(request_scope(ctx.deps, user_id, ask, reason=NARROW_REASON))
+    except Exception as exc:
+        blocks = [section(user_message(exc, ctx.metrics))]
+    respond(blocks=blocks, text="Narrow scopes", response_type="ephemeral", replace_original=False)
 
 
 def ask_from_home(ctx: SlackContext, body: dict[str, Any], client: WebClient) -> None:

@@ -15,6 +15,7 @@ Block = dict[str, Any]
 ACTION_REVOKE_OWN = "pat_revoke_own"
 ACTION_REVOKE_ROTATED = "pat_revoke_rotated"
 ACTION_REVOKE_MIGRATED = "pat_revoke_migrated"
+ACTION_NARROW_OWN = "pat_narrow_own"
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -23,6 +24,7 @@ MAX_HOME_TOKENS = 90  # a Home view holds 100 blocks
 MAX_COMMENT_CHARS = 80
 
 __all__ = [  # FINDING_LABELS moved to bot.governance.labels; imported from here by older callers
+    "ACTION_NARROW_OWN",
     "ACTION_REVOKE_OWN",
     "FINDING_LABELS",
     "MAX_BLOCKS",
@@ -160,9 +162,12 @@ def help_blocks(is_approver: bool) -> list[Block]:
     lines = [
         "*`/pat audit`* — your tokens across all workspaces, with findings",
         "*`/pat revoke <id> [reason]`* — revoke a token (others' tokens need an approver)",
-        "*`/pat create <service-principal> <lifetime> [workspace=<ws>] [comment]`* — via approval",
+        "*`/pat create <service-principal> <lifetime> [workspace=<ws>] [scopes=<s1,s2,…>] [autoscope] "
+        "[comment]`* — via approval",
         "*`/pat rotate <id>`* — replace a token (service principals via approval)",
         "*`/pat migrate <service-principal> [workspace=<ws>]`* — move it from PATs to OAuth, via approval",
+        "*`/pat scope <id> <s1,s2,…>`* | *`suggested`* — change a token's API scopes (narrowing your own "
+        "after you confirm; anything else via approval)",
         "*`/pat help`* — this message",
     ]
     if is_approver:

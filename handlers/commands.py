@@ -13,6 +13,7 @@ from bot.flows.policy import policy_view, request_max_lifetime
 from bot.flows.results import Refused
 from bot.flows.revoke import request_revoke
 from bot.flows.rotate import request_rotate
+from bot.flows.scope import request_scope
 from handlers.blocks import Block, error_blocks, help_blocks, section
 from handlers.context import SlackContext
 from handlers.errors import user_message
@@ -22,10 +23,12 @@ from handlers.parsing import (
     POLICY_USAGE,
     REVOKE_USAGE,
     ROTATE_USAGE,
+    SCOPE_USAGE,
     parse_audit_scope,
     parse_command,
     parse_create,
     parse_migrate,
+    parse_scope_change,
 )
 from handlers.result_blocks import audit_result_blocks, policy_blocks, request_result_blocks
 
@@ -90,6 +93,11 @@ def answer(ctx: SlackContext, user_id: str, text: str) -> list[Block]:
         if migrate is None:
             return [section(MIGRATE_USAGE)]
         return ctx.render(request_migrate(deps, user_id, migrate))
+    if command.name == "scope":
+        change = parse_scope_change(args)
+        if change is None:
+            return [section(SCOPE_USAGE)]
+        return ctx.render(request_scope(deps, user_id, change))
     if command.name == "policy":
         if not args:
             view = policy_view(deps, user_id)

@@ -7,24 +7,31 @@ import shlex
 from dataclasses import dataclass, field
 
 from bot.flows.migrate import MigrateAsk
+from bot.flows.scope import ScopeAsk
 from bot.provisioning import CreateAsk
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _EMAIL = re.compile(r"^(?:<mailto:[^|>]+\|)?([^\s<>|@]+@[^\s<>|]+?)>?$")
 
-SUBCOMMANDS = ("help", "audit", "revoke", "create", "rotate", "migrate", "policy")
+SUBCOMMANDS = ("help", "audit", "revoke", "create", "rotate", "scope", "migrate", "policy")
 
 REVOKE_USAGE = "Usage: `/pat revoke <token-id> [reason]` (the full ID or at least 8 characters of it)."
 CREATE_USAGE = (
-    "Usage: `/pat create <service-principal> <lifetime> [workspace=<ws>] [comment]`, for example "
-    "`/pat create etl-pipeline 30d nightly load`. The principal is an application ID or display name "
-    "(quote names with spaces); the lifetime is days or hours such as `30d` or `12h`."
+    "Usage: `/pat create <service-principal> <lifetime> [workspace=<ws>] [scopes=<s1,s2,…>] [autoscope] "
+    "[comment]`, for example `/pat create etl-pipeline 30d scopes=sql,jobs:read nightly load`. The "
+    "principal is an application ID or display name (quote names with spaces); the lifetime is days or "
+    "hours such as `30d` or `12h`; `scopes=` names the APIs the token may call, `autoscope` lets "
+    "Databricks narrow it to what it uses."
 )
 ROTATE_USAGE = "Usage: `/pat rotate <token-id>` (the full ID or at least 8 characters of it)."
 MIGRATE_USAGE = (
     "Usage: `/pat migrate <service-principal> [workspace=<ws>]`, for example `/pat migrate etl-pipeline "
     "workspace=prod`: an OAuth secret replaces the principal's PATs (via approval; its PATs stay until you "
     "revoke them)."
+)
+SCOPE_USAGE = (
+    "Usage: `/pat scope <token-id> <s1,s2,…>` or `/pat scope <token-id> suggested`, for example "
+    "`/pat scope 0123456789ab sql,jobs:read`. `suggested` narrows the token to what Databricks saw it use."
 )
 POLICY_USAGE = "Usage: `/pat policy` or `/pat policy max-lifetime <days> [workspace…]`."
 
@@ -80,8 +87,14 @@ def parse_audit_scope(args: tuple[str, ...]) -> AuditScope:
     return AuditScope("workspace", target.strip("<>").split("|")[-1])
 
 
+def _scope_words(words: list[str]) -> tuple[str, ...]:
+    """Scope names from `sql,jobs:read` (a word ending in a comma continues into the next)."""
+    return tuple(name for word in words for name in word.split(",") if name.strip())
+
+
 def parse_create(rest: str) -> CreateAsk | None:
-    """`<principal> <lifetime> [workspace=<ws>] [comment…]`; None when too short, ValueError on bad quotes."""
+    """`<principal> <lifetime> [workspace=<ws>] [scopes=<s1,s2,…>] [autoscope] [comment…]`, options in any
+    order before the comment. None when too short; ValueError on bad quotes or an unclear option."""
     try:
         words = shlex.split(rest)
     except ValueError:
@@ -89,10 +102,45 @@ def parse_create(rest: str) -> CreateAsk | None:
     if len(words) < 2:
         return None
     principal, lifetime, extra = words[0], words[1], words[2:]
-    workspace = None
-    if extra and extra[0].lower().startswith("workspace="):
-        workspace = extra.pop(0).split("=", 1)[1]
-    return CreateAsk(principal, lifetime, workspace, " ".join(extra))
+    workspace: str | None = None
+    scopes: tuple[str, ...] | None = None
+    autoscope = False
+    while extra:
+        word = extra.pop(0)
+        key, has_value, value = word.partition("=")
+        key = key.lower() if has_value else ""
+        if key == "workspace":
+            if workspace is not None:
+                raise ValueError("`workspace=` is given twice.")
+            workspace = value
+        elif key == "scopes":
+            if scopes is not None:
+                raise ValueError("`scopes=` is given twice; list them once, such as `scopes=sql,jobs:read`.")
+            taken = [value]
+            while taken[-1].endswith(",") and extra:  # `scopes=sql, jobs`: the list goes on
+                taken.append(extra.pop(0))
+            scopes = _scope_words(taken)
+            if not scopes:
+                raise ValueError("`scopes=` needs at least one scope name, such as `scopes=sql,jobs:read`.")
+        elif word.lower() == "autoscope":
+            autoscope = True
+        else:
+            extra.insert(0, word)
+            break
+    return CreateAsk(principal, lifetime, workspace, " ".join(extra), scopes or (), autoscope)
+
+
+def parse_scope_change(args: tuple[str, ...]) -> ScopeAsk | None:
+    """`<token> suggested` or `<token> <s1,s2,…>`; None when either part is missing."""
+    if len(args) < 2:
+        return None
+    token, words = args[0], list(args[1:])
+    if len(words) == 1 and words[0].lower() == "suggested":
+        return ScopeAsk(token, suggested=True)
+    if words[0].lower().startswith("scopes="):
+        words[0] = words[0].split("=", 1)[1]
+    scopes = _scope_words(words)
+    return ScopeAsk(token, scopes) if scopes else None
 
 
 def parse_migrate(rest: str) -> MigrateAsk | None:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from bot.governance.findings import suggested_scopes
 from bot.governance.labels import finding_label, worst_first
 from bot.governance.migration import STATE_LABELS, MigrationProgress
 from bot.governance.models import PrincipalType
 from bot.weekly import (
+    FlaggedToken,
     OwnerReminder,
     Rendered,
+    ScopeShare,
     WeeklySummary,
     delta_text,
     previous_count,
 )
 from handlers.blocks import (
+    ACTION_NARROW_OWN,
     ACTION_REVOKE_OWN,
     MAX_BLOCKS,
+    MAX_COMMENT_CHARS,
     MAX_SECTION_CHARS,
     Block,
+    clip_words,
     context,
     counts_text,
     escape,
@@ -25,12 +31,15 @@ from handlers.blocks import (
     slack_date,
     token_line,
 )
+from handlers.scope_text import scopes_text
 
 MAX_DM_TOKENS = 20
 MAX_SUMMARY_WORKSPACES = 25
 MAX_NOT_IN_SLACK = 40
 MAX_IN_DOUBT = 10
 MAX_PROPOSALS = 10
+MAX_DM_NARROW = 10
+MAX_BUTTON_CHARS = 75
 
 
 def revoke_button(token_id: str) -> Block:
@@ -42,6 +51,40 @@ def revoke_button(token_id: str) -> Block:
         "style": "danger",
         "value": token_id,
     }
+
+
+def narrow_button(token_id: str, to: str) -> Block:
+    """The owner's "Narrow to …" button: its value is the token ID; the scopes are worked out on click."""
+    label = f"Narrow to {to}"
+    return {
+        "type": "button",
+        "action_id": ACTION_NARROW_OWN,
+        "text": {"type": "plain_text", "text": clip_words(label, MAX_BUTTON_CHARS)},
+        "value": token_id,
+    }
+
+
+def _narrow_blocks(tokens: tuple[FlaggedToken, ...]) -> list[Block]:
+    blocks = [
+        section(
+            "*Can be narrowed*: Databricks saw these tokens use less than they may call. *Narrow* keeps "
+            "only what each one uses (you confirm first)."
+        )
+    ]
+    for item in tokens[:MAX_DM_NARROW]:
+        token = item.assessment.token
+        to = scopes_text([s.text for s in suggested_scopes(token)])
+        comment = f" “{escape(clip_words(token.comment, MAX_COMMENT_CHARS))}”" if token.comment else ""
+        block = section(
+            f"`{token.short_id}` in *{escape(item.workspace)}*{comment}\n{scopes_text(token.scopes)} → {to}"
+        )
+        block["accessory"] = narrow_button(token.token_id, to)
+        blocks.append(block)
+    if len(tokens) > MAX_DM_NARROW:
+        blocks.append(
+            context(f"…and {len(tokens) - MAX_DM_NARROW} more can be narrowed: `/pat audit` lists them.")
+        )
+    return blocks
 
 
 def reminder_message(reminder: OwnerReminder) -> Rendered:
@@ -62,6 +105,8 @@ def reminder_message(reminder: OwnerReminder) -> Rendered:
         blocks.append(block)
     if count > MAX_DM_TOKENS:
         blocks.append(context(f"…and {count - MAX_DM_TOKENS} more: `/pat audit` lists them all."))
+    if reminder.narrowable:
+        blocks += _narrow_blocks(reminder.narrowable)
     if reminder.other_flagged:
         blocks.append(
             context(
@@ -96,18 +141,27 @@ def _lines_section(title: str, lines: list[str], more: str = "") -> Block:
     return section(f"*{title}*\n" + "\n".join(kept) + tail)
 
 
+def scope_share_line(share: ScopeShare) -> str:
+    """ "With API scopes: *12* of 40 tokens (30%, +5 points since last week)"."""
+    figures = f"{share.percent}%"
+    before = share.previous_percent
+    if before is not None:
+        figures += f", {delta_text(share.percent, before)} points since last week"
+    return f"With API scopes: *{share.scoped}* of {share.tokens} tokens ({figures})"
+
+
 def summary_message(summary: WeeklySummary) -> Rendered:
     """The admin-channel summary: totals, change since last week, worst owners, gaps."""
     previous = summary.previous
     stamp = slack_date(summary.generated_at, "{date_short_pretty} {time}")
     since = "change since last week in brackets" if previous else "no figures from last week to compare"
-    blocks: list[Block] = [
-        header(f"Weekly token report · {summary.week}"),
-        section(
-            _counted("Tokens", summary.token_count, previous.tokens if previous else None)
-            + f" in *{summary.workspace_count}* workspace(s) · _{since}_"
-        ),
-    ]
+    headline = (
+        _counted("Tokens", summary.token_count, previous.tokens if previous else None)
+        + f" in *{summary.workspace_count}* workspace(s) · _{since}_"
+    )
+    if summary.scope_share is not None and summary.scope_share.tokens:
+        headline += "\n" + scope_share_line(summary.scope_share)
+    blocks: list[Block] = [header(f"Weekly token report · {summary.week}"), section(headline)]
     finding_lines = [
         "• " + _counted(finding_label(f), summary.totals[f], previous_count(previous, f))
         for f in worst_first(summary.totals)

@@ -55,7 +55,7 @@ class DuplicateRequest(ApprovalError):
 
 def _short_subject(request: ApprovalRequest) -> str:
     """Token IDs are shown as their first 12 characters; other subjects as they are."""
-    if request.kind in (RequestKind.REVOKE, RequestKind.ROTATE):
+    if request.kind in (RequestKind.REVOKE, RequestKind.ROTATE, RequestKind.SCOPE):
         return f"token `{request.subject[:12]}`"
     return request.subject
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.approvals.errors import ApprovalError
 from bot.approvals.models import ApprovalRequest, RequestKind
-from bot.approvals.plans import MigratePlan, RevokePlan, TokenPlan
+from bot.approvals.plans import MigratePlan, RevokePlan, ScopePlan, TokenPlan
 from bot.approvals.store import ApprovalStore
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,13 @@ def in_doubt_report(request: ApprovalRequest) -> InDoubt:
             f"whether an OAuth secret for {plan.principal or plan.application_id} was created in "
             f"{plan.workspace_label or request.workspace} and stored in secret {plan.secret_scope}/"
             f"{plan.secret_key}; check the principal's OAuth secrets and that secret before migrating again"
+        )
+    elif isinstance(plan, ScopePlan):
+        workspace = plan.workspace_label or request.workspace
+        after = ",".join(plan.after)
+        not_known = (
+            f"whether the scopes of token {short} in {workspace} were changed to {after}; check its scopes "
+            "with `patbot audit --format json` before asking again"
         )
     else:
         not_known = (

@@ -24,6 +24,7 @@ class RequestKind(StrEnum):
     ROTATE = "rotate"
     POLICY = "policy"
     MIGRATE = "migrate"
+    SCOPE = "scope"
 
 
 class RequestState(StrEnum):
@@ -78,7 +79,8 @@ class ApprovalRequest:
 class RequestDraft:
     """What a new request is about, before the store gives it an id and an expiry.
 
-    ``self_service`` marks the owner revoking their own token: the owner confirms it, no approver does.
+    ``self_service`` marks the owner revoking (or narrowing) their own token: the owner confirms it, no
+    approver does.
     """
 
     kind: RequestKind

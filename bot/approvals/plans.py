@@ -95,7 +95,20 @@ class MigratePlan:
         )
 
 
-Plan = RevokePlan | TokenPlan | PolicyPlan | MigratePlan
+@dataclass(frozen=True, slots=True)
+class ScopePlan:
+    """Change one token's API scopes in place, from `before` to `after` (empty `before`: full access)."""
+
+    workspace_label: str = ""
+    owner_display: str = ""
+    comment: str = ""
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    widening: bool = False
+    """Whether `after` allows anything `before` did not."""
+
+
+Plan = RevokePlan | TokenPlan | PolicyPlan | MigratePlan | ScopePlan
 
 PLAN_OF_KIND: dict[RequestKind, type[Any]] = {
     RequestKind.REVOKE: RevokePlan,
@@ -103,6 +116,7 @@ PLAN_OF_KIND: dict[RequestKind, type[Any]] = {
     RequestKind.ROTATE: TokenPlan,
     RequestKind.POLICY: PolicyPlan,
     RequestKind.MIGRATE: MigratePlan,
+    RequestKind.SCOPE: ScopePlan,
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.approvals import RequestDraft, RequestKind
 from bot.errors import GovernanceError
 from bot.flows.create import rules_of
@@ -9,8 +11,23 @@ from bot.flows.deps import FlowDeps
 from bot.flows.results import GuideSent, Refused, RequestResult, SentToApprovers
 from bot.flows.submit import ask_approvers
 from bot.governance.lookup import find_token
-from bot.governance.models import PrincipalType
+from bot.governance.models import PrincipalType, Token, TokenAccess
 from bot.provisioning import plan_rotation
+
+# Autoscope states that say autoscope is not on for the token (empty: Databricks never reported one).
+AUTOSCOPE_OFF = frozenset({"AUTOSCOPE_STATE_DISABLED"})
+AUTOSCOPE_UNKNOWN = frozenset({"", "AUTOSCOPE_STATE_NONE", "AUTOSCOPE_STATE_UNSPECIFIED"})
+
+
+def kept_access(token: Token) -> TokenAccess:
+    """What the replacement may call: exactly the old token's scopes (none stays full access, never more),
+    and its autoscope setting (on when Databricks reports any autoscope state but disabled)."""
+    state = token.autoscope_state
+    if state in AUTOSCOPE_UNKNOWN:
+        autoscope: bool | None = None  # Databricks' default, as the old token had
+    else:
+        autoscope = state not in AUTOSCOPE_OFF
+    return TokenAccess(token.scopes, autoscope)
 
 
 def request_rotate(deps: FlowDeps, actor: str, token_text: str, reason: str = "") -> RequestResult:
@@ -28,7 +45,7 @@ def request_rotate(deps: FlowDeps, actor: str, token_text: str, reason: str = ""
             max_days = deps.settings.max_lifetime_days
             deps.notifier.guide_rotation(owner_id, token, requester=actor, max_days=max_days)
             return GuideSent(token, to_self=owner_id == actor)
-        plan = plan_rotation(deps.fleet, item, rules_of(deps))
+        plan = replace(plan_rotation(deps.fleet, item, rules_of(deps)), access=kept_access(token))
         draft = RequestDraft(
             RequestKind.ROTATE,
             token.token_id,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from functools import partial
+from typing import Generic, TypeVar
 
-from bot.databricks import DatabricksError, WorkspaceGateway
+from bot.databricks import DatabricksError, PrincipalRead, WorkspaceGateway
 from bot.errors import UnknownWorkspace
 from bot.fleet import Fleet
 from bot.governance.findings import Classifier
@@ -80,46 +84,143 @@ def assemble(
     return report
 
 
-SECRET_READS_PER_WORKSPACE = 8
+class _WorkspaceRun:
+    """One workspace's reads as tasks of the shared pool: posture and tokens at once, then the SCIM reads
+    of the tokens' owners. Every task is one request; the last one to land assembles the report.
 
-
-def read_migrations(
-    gateway: WorkspaceGateway,
-    report: WorkspaceReport,
-    service_principals: Outcome[list[Principal]],
-    policy: Policy,
-    now: datetime,
-) -> None:
-    """List the OAuth secrets of the workspace's active service principals and judge their migration.
-
-    Leaves `report.migrations` None, with a warning, when a listing fails: half the secrets would
-    misclassify principals.
+    With `oauth`, the service principals are listed too, then each active one's OAuth secrets (one task
+    each), and the report carries their migration from PATs (`WorkspaceReport.migrations`).
     """
-    if report.failed:
-        return
-    label = gateway.workspace.label
-    if service_principals.value is None:
-        report.warnings.append(f"OAuth migration not read: {service_principals.error}")
-        return
-    active = [p for p in service_principals.value if p.active and p.id.isdigit()]
-    workers = max(1, min(SECRET_READS_PER_WORKSPACE, len(active)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="patbot-secrets") as pool:
-        reads = list(pool.map(lambda p: capture(lambda: gateway.list_principal_secrets(p.id), label), active))
-    failed = next((r.error for r in reads if r.error is not None), None)
-    if failed is not None:
-        report.warnings.append(f"OAuth migration not read: {failed}")
-        return
-    secrets: dict[str, list[OAuthSecret]] = {p.id: r.value or [] for p, r in zip(active, reads, strict=True)}
-    report.migrations = assess_migrations(label, active, report.tokens, secrets, policy, now)
 
+    def __init__(
+        self,
+        gateway: WorkspaceGateway,
+        submit: Callable[[Callable[[], None]], None],
+        finish: Callable[[WorkspaceReport], None],
+        classifier: Classifier,
+        owner: str | None,
+        oauth: bool = False,
+    ) -> None:
+        self.gateway = gateway
+        self.label = gateway.workspace.label
+        self._submit = submit
+        self._finish = finish
+        self._classifier = classifier
+        self._owner = owner
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._posture: Outcome[Posture] = Outcome(error="not read")
+        self._tokens: Outcome[list[Token]] = Outcome(error="not read")
+        self._principals: list[Principal] = []
+        self._principal_error: str | None = None
+        self._oauth = oauth
+        self._service_principals: Outcome[list[Principal]] = Outcome(error="not read")
+        self._secrets: dict[str, list[OAuthSecret]] = {}
+        self._secret_error: str | None = None
 
-def _principals(
-    users: Future[Outcome[list[Principal]]], sps: Future[Outcome[list[Principal]]]
-) -> Outcome[list[Principal]]:
-    u, s = users.result(), sps.result()
-    if u.value is None or s.value is None:
-        return Outcome(error=u.error or s.error)
-    return Outcome(value=u.value + s.value)
+    def start(self) -> None:
+        reads = [self._read_posture, self._read_tokens]
+        self._spawn([*reads, self._read_service_principals] if self._oauth else reads)
+
+    def _spawn(self, tasks: Sequence[Callable[[], None]]) -> None:
+        with self._lock:
+            self._pending += len(tasks)
+        for task in tasks:
+            self._submit(task)
+
+    def _landed(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            last = self._pending == 0
+        if not last:
+            return
+        principals: Outcome[list[Principal]] = (
+            Outcome(error=self._principal_error)
+            if self._principal_error is not None
+            else Outcome(value=self._principals)
+        )
+        try:
+            report = assemble(
+                self.gateway.workspace,
+                self._posture,
+                self._tokens,
+                principals,
+                self._classifier,
+                self._owner,
+            )
+        except Exception as exc:  # a report must land, or the audit would wait for it forever
+            log.exception("unexpected failure auditing %s", self.label)
+            report = WorkspaceReport(
+                workspace=self.gateway.workspace,
+                error=f"unexpected error reading {self.label} ({type(exc).__name__})",
+            )
+        if self._oauth:
+            self._judge_migrations(report)
+        self._finish(report)
+
+    def _read_posture(self) -> None:
+        self._posture = capture(self.gateway.posture, self.label)
+        self._landed()
+
+    def _read_tokens(self) -> None:
+        self._tokens = tokens = capture(self.gateway.list_tokens, self.label)
+        if tokens.value is not None:
+            owner_ids = {t.owner_id for t in tokens.value if t.owner_id is not None}
+            if owner_ids or self._owner:
+                reads = self.gateway.owner_reads(owner_ids, named=self._owner)
+                self._spawn([partial(self._read_principals, read) for read in reads])
+        self._landed()
+
+    def _read_principals(self, read: PrincipalRead) -> None:
+        page = capture(read, self.label)
+        with self._lock:
+            if page.value is not None:
+                self._principals.extend(page.value.principals)
+            elif self._principal_error is None:
+                self._principal_error = page.error
+        if page.value is not None and page.value.more:
+            self._spawn([partial(self._read_principals, more) for more in page.value.more])
+        self._landed()
+
+    def _read_service_principals(self) -> None:
+        self._service_principals = sps = capture(self.gateway.service_principals, self.label)
+        if sps.value is not None:
+            active = [p for p in sps.value if p.active and p.id.isdigit()]
+            self._spawn([partial(self._read_secrets, p.id) for p in active])
+        self._landed()
+
+    def _read_secrets(self, principal_id: str) -> None:
+        listed = capture(lambda: self.gateway.list_principal_secrets(principal_id), self.label)
+        with self._lock:
+            if listed.value is not None:
+                self._secrets[principal_id] = listed.value
+            elif self._secret_error is None:
+                self._secret_error = listed.error
+        self._landed()
+
+    def _judge_migrations(self, report: WorkspaceReport) -> None:
+        """Judge the service principals' migration; none, with a warning, when a read failed: half the
+        secrets would misclassify principals."""
+        if report.failed:
+            return
+        sps = self._service_principals
+        failed = sps.error if sps.value is None else self._secret_error
+        if failed is not None or sps.value is None:
+            report.warnings.append(f"OAuth migration not read: {failed}")
+            return
+        active = [p for p in sps.value if p.active and p.id.isdigit()]
+        try:
+            report.migrations = assess_migrations(
+                self.label,
+                active,
+                report.tokens,
+                self._secrets,
+                self._classifier.policy,
+                self._classifier.now,
+            )
+        except Exception as exc:  # the report must still land
+            log.exception("unexpected failure judging the migration in %s", self.label)
+            report.warnings.append(f"OAuth migration not read ({type(exc).__name__})")
 
 
 def audit_fleet(
@@ -132,50 +233,88 @@ def audit_fleet(
     on_progress: ProgressCallback | None = None,
     oauth: bool = False,
 ) -> FleetReport:
-    """Audit every workspace; each workspace's four reads run as separate tasks of one bounded pool.
+    """Audit every workspace; one report per workspace, in the order given.
 
     With `oauth` (and no `owner` filter), the service principals' OAuth secrets are read too and each
     workspace's report carries their migration from PATs (`WorkspaceReport.migrations`).
     """
     moment = now or datetime.now(UTC)
-    classifier = Classifier(policy, moment)
-    reports: list[WorkspaceReport] = []
+    reports = list(
+        stream_audit(
+            gateways,
+            policy,
+            now=moment,
+            owner=owner,
+            max_workers=max_workers,
+            on_progress=on_progress,
+            oauth=oauth,
+        )
+    )
+    return FleetReport(generated_at=moment, workspaces=reports)
+
+
+def stream_audit(
+    gateways: Sequence[WorkspaceGateway],
+    policy: Policy,
+    *,
+    now: datetime,
+    owner: str | None = None,
+    max_workers: int = 256,
+    on_progress: ProgressCallback | None = None,
+    oauth: bool = False,
+) -> Iterator[WorkspaceReport]:
+    """Each workspace's report, in the order given, as soon as it and those before it are read.
+
+    Every read is one task of one bounded pool, so no task waits for another and a slow workspace holds
+    one thread per request in flight, not the pool. `oauth` as `audit_fleet`.
+    """
+    classifier = Classifier(policy, now)
     if not gateways:
-        return FleetReport(generated_at=moment, workspaces=reports)
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, 4 * len(gateways)))) as pool:
+        return
+    landed: queue.SimpleQueue[tuple[int, WorkspaceReport]] = queue.SimpleQueue()
+    pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, 8 * len(gateways))))
 
-        def start(gw: WorkspaceGateway) -> tuple[Future[Outcome[Any]], ...]:
-            # Build the SDK client (it probes the host) before the reads, so they do not all wait
-            # on the same client lock holding pool threads.
-            capture(lambda: gw.client, gw.workspace.label)
-            label = gw.workspace.label
-            return (
-                pool.submit(capture, gw.posture, label),
-                pool.submit(capture, gw.list_tokens, label),
-                pool.submit(capture, gw.users, label),
-                pool.submit(capture, gw.service_principals, label),
-            )
+    def submit(task: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the consumer stopped early: the pool is shutting down
+            pool.submit(task)
 
-        started = [(gw, pool.submit(start, gw)) for gw in gateways]
-        secret_reads: list[Future[None]] = []
-        for done, (gw, reads) in enumerate(started, start=1):
-            posture, tokens, users, sps = reads.result()
-            report = assemble(
-                gw.workspace,
-                posture.result(),
-                tokens.result(),
-                _principals(users, sps),
-                classifier,
-                owner,
-            )
-            reports.append(report)
-            if oauth and owner is None:
-                secret_reads.append(pool.submit(read_migrations, gw, report, sps.result(), policy, moment))
+    try:
+        for index, gw in enumerate(gateways):
+            finish = partial(_put, landed, index)
+            _WorkspaceRun(gw, submit, finish, classifier, owner, oauth and owner is None).start()
+        waiting: dict[int, WorkspaceReport] = {}
+        for done in range(1, len(gateways) + 1):
+            while done - 1 not in waiting:
+                index, report = landed.get()
+                waiting[index] = report
+            report = waiting.pop(done - 1)
             if on_progress is not None:
                 on_progress(done, len(gateways), report)
-        for read in secret_reads:
-            read.result()
-    return FleetReport(generated_at=moment, workspaces=reports)
+            yield report
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _put(landed: queue.SimpleQueue[tuple[int, WorkspaceReport]], index: int, report: WorkspaceReport) -> None:
+    landed.put((index, report))
+
+
+def select_gateways(fleet: Fleet, selectors: Sequence[str] = ()) -> list[WorkspaceGateway]:
+    """The gateways of the fleet, or of the workspaces matching `selectors` (host, ID or name).
+
+    Raises `UnknownWorkspace` for a selector that matches nothing, and `DatabricksError` when the
+    account's workspaces cannot be listed.
+    """
+    if not selectors:
+        return fleet.gateways()
+    chosen: list[Workspace] = []
+    for wanted in selectors:
+        matches = fleet.select(wanted)
+        if not matches:
+            known = ", ".join(ws.label for ws in fleet.workspaces())
+            raise UnknownWorkspace(f"No governed workspace matches {wanted!r}. Known: {known}.")
+        chosen.extend(m for m in matches if m not in chosen)
+    return [fleet.gateway(ws) for ws in chosen]
 
 
 def audit(
@@ -189,22 +328,14 @@ def audit(
     on_progress: ProgressCallback | None = None,
     oauth: bool = False,
 ) -> FleetReport:
-    """Audit the fleet, or the workspaces matching `selectors` (host, ID or name); `oauth` as `audit_fleet`.
-
-    Raises `UnknownWorkspace` for a selector that matches nothing, and `DatabricksError` when the
-    account's workspaces cannot be listed.
-    """
-    if selectors:
-        chosen: list[Workspace] = []
-        for wanted in selectors:
-            matches = fleet.select(wanted)
-            if not matches:
-                known = ", ".join(ws.label for ws in fleet.workspaces())
-                raise UnknownWorkspace(f"No governed workspace matches {wanted!r}. Known: {known}.")
-            chosen.extend(m for m in matches if m not in chosen)
-        gateways = [fleet.gateway(ws) for ws in chosen]
-    else:
-        gateways = fleet.gateways()
+    """Audit the fleet, or the workspaces matching `selectors` (see `select_gateways`); `oauth` as
+    `audit_fleet`."""
     return audit_fleet(
-        gateways, policy, now=now, owner=owner, max_workers=max_workers, on_progress=on_progress, oauth=oauth
+        select_gateways(fleet, selectors),
+        policy,
+        now=now,
+        owner=owner,
+        max_workers=max_workers,
+        on_progress=on_progress,
+        oauth=oauth,
     )

@@ -56,6 +56,7 @@ import json
 import random
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -359,7 +360,31 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, port: int, emulator: DatabricksEmulator, target: str) -> None:
         self.emulator = emulator
         self.target = target
-        super().__init__(("127.0.0.1", port), _Handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        handler = _KeepAliveHandler if emulator.keep_alive else _Handler
+        super().__init__(("127.0.0.1", port), handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        """End kept-alive connections too, so a server taken down refuses the very next call."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection cut by `take_down` is not an error worth a traceback."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -413,6 +438,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
 
+class _KeepAliveHandler(_Handler):
+    # HTTP/1.1: connections stay open between requests, as Databricks' do (`keep_alive=True`).
+    protocol_version = "HTTP/1.1"
+
+
 class _Listener:
     """One listening server (a workspace or the account console) that can be taken down and brought back."""
 
@@ -434,7 +464,7 @@ class _Listener:
         self.port = server.server_address[1]
         thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": self._emulator.poll_interval},
             name=f"databricks-emulator-{self.target}",
             daemon=True,
         )
@@ -447,6 +477,7 @@ class _Listener:
         if server is None:
             return
         server.shutdown()
+        server.close_open_connections()
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -467,6 +498,8 @@ class DatabricksEmulator:
         account_token: str = DEFAULT_ADMIN_TOKEN,
         scim_max_page_size: int = 100,
         clock: Callable[[], datetime] | None = None,
+        poll_interval: float = 0.05,
+        keep_alive: bool = False,
     ) -> None:
         self._workspaces: dict[str, EmulatedWorkspace] = {}
         for ws in workspaces:
@@ -478,6 +511,11 @@ class DatabricksEmulator:
         self.account_id = account_id or DEFAULT_ACCOUNT_ID
         self._account_token = account_token
         self._scim_max_page_size = scim_max_page_size
+        # How often each idle server checks for shutdown; a thousand-workspace fleet (bench) wakes less.
+        self.poll_interval = poll_interval
+        # HTTP/1.1 keep-alive (as Databricks); off by default: one connection per request (HTTP/1.0).
+        self.keep_alive = keep_alive
+        self._kind_cache: dict[tuple[str, str], tuple[tuple[int, int], list[EmulatedPrincipal]]] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
         self._lifecycle = threading.Lock()
@@ -1033,7 +1071,7 @@ class DatabricksEmulator:
         collection, _, item = resource.partition("/")
         if collection not in kinds or "/" in item:
             raise _not_found("GET", f"/api/2.0/preview/scim/v2/{resource}")
-        pool = [p for p in ws.principals if p.kind == kinds[collection]]
+        pool = self._principals_of_kind(ws, kinds[collection])
         if item:
             found = next((p for p in pool if str(p.id) == item), None)
             if found is None:
@@ -1041,8 +1079,12 @@ class DatabricksEmulator:
                 raise _ScimError(404, f"{noun} {item} not found.")
             return _Response(200, found.to_scim())
         if query.get("filter"):
-            predicate = _parse_scim_filter(query["filter"])
-            pool = [p for p in pool if predicate(p.to_scim())]
+            wanted_ids = _id_filter(query["filter"])
+            if wanted_ids is not None:  # `id eq "…" or id eq "…"`: an index lookup, as on Databricks
+                pool = [p for p in pool if p.id in wanted_ids]
+            else:
+                predicate = _parse_scim_filter(query["filter"])
+                pool = [p for p in pool if predicate(p.to_scim())]
         try:
             start = max(1, int(query.get("startIndex") or 1))
             count = int(query["count"]) if query.get("count") else self._scim_max_page_size
@@ -1059,6 +1101,16 @@ class DatabricksEmulator:
         if page:
             listing["Resources"] = page
         return _Response(200, listing)
+
+    def _principals_of_kind(self, ws: EmulatedWorkspace, kind: PrincipalKind) -> list[EmulatedPrincipal]:
+        # Paging 50,000 users would otherwise scan them all for every page of 100. The cache holds while
+        # the list object and its length stay the same (tests add or replace principals, never swap one).
+        key = (id(ws.principals), len(ws.principals))
+        cached = self._kind_cache.get((ws.name, kind))
+        if cached is None or cached[0] != key:
+            cached = (key, [p for p in ws.principals if p.kind == kind])
+            self._kind_cache[(ws.name, kind)] = cached
+        return cached[1]
 
     # ---------------------------------------------------------------------------------------- secrets
 
@@ -1225,6 +1277,26 @@ def _project(resource: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
 
 
 _FILTER_TOKEN_RE = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^\s"]+)')
+_ID_FILTER_RE = re.compile(r'\s*id\s+eq\s+"(\d+)"\s*(?:or\s+|$)', re.IGNORECASE)
+# Databricks refuses SCIM filters of more than 200 nodes (each comparison and each and/or is one).
+SCIM_FILTER_MAX_NODES = 200
+
+
+def _id_filter(text: str) -> set[int] | None:
+    """The IDs of a filter made only of ``id eq "<digits>"`` terms joined by ``or``; None otherwise."""
+    ids: set[int] = set()
+    pos = 0
+    while pos < len(text):
+        m = _ID_FILTER_RE.match(text, pos)
+        if m is None:
+            return None
+        ids.add(int(m.group(1)))
+        pos = m.end()
+    if not ids or not text.rstrip().endswith('"'):
+        return None
+    if 2 * len(ids) - 1 > SCIM_FILTER_MAX_NODES:
+        raise _ScimError(400, f"Filter exceeds {SCIM_FILTER_MAX_NODES} nodes.", "invalidFilter")
+    return ids
 
 
 def _parse_scim_filter(text: str) -> Callable[[dict[str, Any]], bool]:
@@ -1236,6 +1308,9 @@ def _parse_scim_filter(text: str) -> Callable[[dict[str, Any]], bool]:
     tokens = _FILTER_TOKEN_RE.findall(text.strip())
     if not tokens:
         raise _ScimError(400, f"Invalid filter: {text!r}", "invalidFilter")
+    joiners = sum(1 for t in tokens if t.lower() in ("or", "and"))
+    if (len(tokens) - joiners) // 3 + joiners > SCIM_FILTER_MAX_NODES:
+        raise _ScimError(400, f"Filter exceeds {SCIM_FILTER_MAX_NODES} nodes.", "invalidFilter")
     alternatives: list[list[Callable[[dict[str, Any]], bool]]] = [[]]
     i = 0
     while True:

@@ -48,6 +48,9 @@ class OwnerReminder:
     week: str
     other_flagged: int = 0  # the owner's other tokens with findings (not listed in the DM)
     user_id: str | None = None
+    narrowable: tuple[
+        FlaggedToken, ...
+    ] = ()  # the owner's overscoped tokens, each with a "Narrow to …" button
 
 
 @dataclass(slots=True)
@@ -100,6 +103,32 @@ class WeekTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class ScopeShare:
+    """Least-privilege progress: how many tokens carry API scopes, and how many did last week."""
+
+    scoped: int
+    tokens: int
+    previous_scoped: int | None = None
+    previous_tokens: int | None = None
+
+    @property
+    def percent(self) -> int:
+        """The share of tokens with scopes, in whole percent (0 without tokens)."""
+        return _percent(self.scoped, self.tokens)
+
+    @property
+    def previous_percent(self) -> int | None:
+        """Last week's share, when last week's figures included it."""
+        if self.previous_scoped is None or self.previous_tokens is None:
+            return None
+        return _percent(self.previous_scoped, self.previous_tokens)
+
+
+def _percent(part: int, whole: int) -> int:
+    return round(100 * part / whole) if whole else 0
+
+
+@dataclass(frozen=True, slots=True)
 class OwnerTally:
     """One owner's flagged tokens, for the 'worst owners' list."""
 
@@ -130,6 +159,7 @@ class WeeklySummary:
     attachments_note: str = ""
     in_doubt: list[InDoubt] = field(default_factory=list)  # approved requests with no known outcome
     migration: MigrationProgress | None = None  # service principals from PATs to OAuth; None: not read
+    scope_share: ScopeShare | None = None
 
 
 @dataclass(slots=True)

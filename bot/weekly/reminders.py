@@ -11,6 +11,7 @@ from datetime import datetime
 
 from slack_sdk import WebClient
 
+from bot.governance.findings import suggested_scopes
 from bot.governance.models import Finding, FleetReport, PrincipalType
 from bot.services import Services
 from bot.weekly.campaign import Campaign, Status, run_campaign
@@ -30,9 +31,14 @@ DEFAULT_CONCURRENCY = 8
 
 
 def plan_reminders(report: FleetReport, week: str) -> tuple[list[OwnerReminder], list[FlaggedToken]]:
-    """One reminder per user owning a stale or non-expiring token; service principals' such tokens apart."""
+    """One reminder per user owning a stale or non-expiring token; service principals' such tokens apart.
+
+    Each reminder also carries its owner's tokens that can be narrowed to what they use (`overscoped`
+    with something to narrow to), whether or not they are listed for being stale or non-expiring.
+    """
     labels = {ws.workspace.host: ws.workspace.label for ws in report.workspaces}
     listed: dict[str, list[FlaggedToken]] = {}
+    narrowable: dict[str, list[FlaggedToken]] = {}
     others: Counter[str] = Counter()
     display: dict[str, str] = {}
     principals: list[FlaggedToken] = []
@@ -49,8 +55,17 @@ def plan_reminders(report: FleetReport, week: str) -> tuple[list[OwnerReminder],
             listed.setdefault(email, []).append(flagged)
         elif item.findings:
             others[email] += 1
+        if Finding.OVERSCOPED in item.findings and suggested_scopes(item.token):
+            narrowable.setdefault(email, []).append(flagged)
     reminders = [
-        OwnerReminder(email, display[email], tuple(tokens), week, other_flagged=others[email])
+        OwnerReminder(
+            email,
+            display[email],
+            tuple(tokens),
+            week,
+            other_flagged=others[email],
+            narrowable=tuple(narrowable.get(email, ())),
+        )
         for email, tokens in sorted(listed.items())
     ]
     return reminders, principals
@@ -150,4 +165,7 @@ def dm_lines(reminder: OwnerReminder) -> list[str]:
     for item in reminder.tokens:
         findings = ", ".join(f.value for f in item.assessment.findings)
         lines.append(f"  {item.assessment.token.short_id} in {item.workspace} [{findings}]")
+    for item in reminder.narrowable:
+        to = ",".join(s.text for s in suggested_scopes(item.assessment.token))
+        lines.append(f"  {item.assessment.token.short_id} in {item.workspace} can be narrowed to {to}")
     return lines

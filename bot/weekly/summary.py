@@ -27,6 +27,7 @@ from bot.weekly.ledger import DEFAULT_LEASE_SECONDS, MARKER_TTL_SECONDS
 from bot.weekly.models import (
     OwnerTally,
     ReminderResult,
+    ScopeShare,
     SummaryRenderer,
     SummaryResult,
     WeeklySummary,
@@ -74,6 +75,16 @@ def week_totals(report: FleetReport) -> WeekTotals:
     )
 
 
+def scope_share(report: FleetReport, previous: WeekTotals | None) -> ScopeShare:
+    """How many tokens carry API scopes (are not `unscoped`), now and in last week's figures."""
+    tokens = len(report.tokens)
+    scoped = tokens - report.totals_by_finding()[Finding.UNSCOPED]
+    before = previous.findings.get(Finding.UNSCOPED.value) if previous is not None else None
+    if previous is None or before is None:  # weeks recorded before scopes were judged have no figure
+        return ScopeShare(scoped, tokens)
+    return ScopeShare(scoped, tokens, previous.tokens - before, previous.tokens)
+
+
 def build_summary(
     report: FleetReport,
     week: str,
@@ -102,6 +113,7 @@ def build_summary(
         reminders=reminders,
         attachments_note=attachments_note,
         in_doubt=list(in_doubt),
+        scope_share=scope_share(report, previous),
     )
 
 

@@ -6,9 +6,11 @@ from datetime import datetime
 
 import pytest
 
-from bot.governance.audit import UnknownWorkspace, audit
+from bot.databricks import OWNER_FILTER_MAX
+from bot.governance.audit import UnknownWorkspace, audit, resolve_owner
+from bot.governance.findings import Classifier
 from bot.governance.models import Finding, Policy, PrincipalType
-from bot.sandbox.databricks_emulator import DatabricksEmulator
+from bot.sandbox.databricks_emulator import DatabricksEmulator, seed_fleet
 from tests.fixtures.emulators import emulator_fleet
 
 pytestmark = pytest.mark.integration
@@ -121,3 +123,58 @@ def test_connection_refused_is_reported(databricks: DatabricksEmulator, now: dat
     report = audit(fleet, Policy(), now=now)
     assert [ws.workspace.name for ws in report.failed] == ["prod"]
     assert "cannot connect" in (report.failed[0].error or "")
+
+
+def _scim_requests(emulator: DatabricksEmulator, workspace: str) -> list[dict[str, str]]:
+    return [r.query for r in emulator.requests if r.workspace == workspace and "/scim/" in r.path]
+
+
+def test_audit_reads_only_the_owners_of_tokens_and_probes_nothing(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    databricks.clear_requests()
+    report = audit(emulator_fleet(databricks), Policy(), now=now)
+    assert not report.failed
+    for name in databricks.names:
+        queries = _scim_requests(databricks, name)
+        assert len(queries) == 2, "one ID-filtered read of users and one of service principals"
+        owners = {str(t.owner_id) for t in databricks.workspace(name).tokens}
+        for query in queries:
+            assert "startIndex" not in query
+            assert set(query["filter"].replace('"', "").replace("id eq ", "").split(" or ")) == owners
+    assert not [r for r in databricks.requests if r.path == "/.well-known/databricks-config"]
+
+
+def test_an_owner_without_tokens_in_a_workspace_is_still_known_there(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    report = audit(emulator_fleet(databricks), Policy(), now=now, owner="erin@example.com")
+    prod = next(ws for ws in report.workspaces if ws.workspace.name == "prod")
+    assert prod.tokens == [] and prod.owner_known is True
+
+
+def test_many_owners_page_every_principal_with_the_same_findings(now: datetime) -> None:
+    fleet = seed_fleet(1, 3000, now=now, seed=5)
+    ws = fleet[0]
+    assert len({t.owner_id for t in ws.tokens}) > OWNER_FILTER_MAX
+    small = seed_fleet(1, 60, now=now, seed=5)
+    small[0].name = "small"
+    small[0].workspace_id += 1
+    with DatabricksEmulator(fleet + small) as emulator:
+        fleet_of_two = emulator_fleet(emulator)
+        report = audit(fleet_of_two, Policy(), now=now)
+        classifier = Classifier(Policy(), now)
+        for gw, got in zip(fleet_of_two.gateways(), report.workspaces, strict=True):
+            every = {int(p.id): p for p in gw.principals()}
+            expected = [classifier.classify(resolve_owner(t, every), every) for t in gw.list_tokens()]
+            assert sorted(got.tokens, key=lambda a: a.token.token_id) == sorted(
+                expected, key=lambda a: a.token.token_id
+            )
+            assert any(Finding.ORPHANED in a.findings for a in got.tokens)
+        emulator.clear_requests()
+        audit(emulator_fleet(emulator), Policy(), now=now, selectors=[ws.name])
+        pages = _scim_requests(emulator, ws.name)
+        n_users = sum(1 for p in ws.principals if p.kind == "user")
+        n_sps = len(ws.principals) - n_users
+        assert len(pages) == -(-n_users // 100) + -(-n_sps // 100), "every page once, no empty last page"
+        assert all("filter" not in q for q in pages)

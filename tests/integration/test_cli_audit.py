@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmulator
+from entrypoints.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def run_patbot(
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "PATBOT_", "SLACK_"))}
     base.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "entrypoints.cli", *args],
         capture_output=True,
         text=True,
         env=base,
@@ -151,8 +151,9 @@ def test_workspace_selector_and_unknown_workspace(databricks: DatabricksEmulator
 
 
 def test_account_mode_discovers_running_workspaces(databricks: DatabricksEmulator, now) -> None:
-    from bot.services import build_services
+    from bot.services import build_fleet
     from bot.settings import Settings
+    from entrypoints.bootstrap import Application
 
     with databricks.lock:
         databricks.workspace("analytics").status = "PROVISIONING"
@@ -163,9 +164,57 @@ def test_account_mode_discovers_running_workspaces(databricks: DatabricksEmulato
         databricks_token=DEFAULT_ADMIN_TOKEN,
         databricks_timeout_seconds=2,
     )
-    services = build_services(settings, host_resolver=databricks.host_for_deployment)
+    parts = Application(settings).replace(
+        fleet=build_fleet(settings, host_resolver=databricks.host_for_deployment)
+    )
     out = io.StringIO()
-    code = main(["audit", "--format", "json"], services=services, out=out)
+    code = main(["audit", "--format", "json"], parts=parts, out=out)
     assert code == 0
     names = [ws["workspace"] for ws in json.loads(out.getvalue())["workspaces"]]
     assert names == ["prod", "staging"]
+
+
+class _Recorder(io.StringIO):
+    """stdout that notes, at each write, which workspaces have had their tokens listed so far."""
+
+    def __init__(self, databricks: DatabricksEmulator) -> None:
+        super().__init__()
+        self.databricks = databricks
+        self.listed_at_write: list[set[str]] = []
+
+    def write(self, text: str) -> int:
+        if "token_id" in text:
+            listed = {
+                r.workspace
+                for r in self.databricks.requests
+                if r.path == "/api/2.0/token-management/tokens" and r.status == 200
+            }
+            self.listed_at_write.append(listed)
+        return super().write(text)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_output_streams_while_a_slow_workspace_is_still_being_read(
+    databricks: DatabricksEmulator, fmt: str
+) -> None:
+    from bot.settings import Settings
+    from entrypoints.bootstrap import Application
+
+    databricks.set_latency("analytics", 1.5)
+    settings = Settings(
+        _env_file=None,
+        workspaces=",".join(databricks.hosts),  # type: ignore[call-arg]
+        databricks_token=DEFAULT_ADMIN_TOKEN,
+    )
+    out = _Recorder(databricks)
+    code = main(["audit", "--format", fmt], parts=Application(settings), out=out)
+    assert code == 0
+    assert out.listed_at_write and "analytics" not in out.listed_at_write[0], (
+        "the first workspace's tokens are written before the slow one answers"
+    )
+    if fmt == "json":
+        doc = json.loads(out.getvalue())
+        assert len(doc["tokens"]) == 30 and sum(doc["totals"].values()) > 0
+        assert [ws["token_count"] for ws in doc["workspaces"]] == [10, 10, 10]
+    else:
+        assert len(list(csv.DictReader(io.StringIO(out.getvalue())))) == 30

@@ -251,6 +251,35 @@ def test_scim_paging_over_many_principals() -> None:
             list(w.users.list(filter="userName eq"))
 
 
+def test_scim_id_filters_answer_in_one_page_and_refuse_over_200_nodes() -> None:
+    fleet = seed_fleet(1, 600, now=NOW, seed=3)
+    ws = fleet[0]
+    users = [p for p in ws.principals if p.kind == "user"]
+    assert len(users) > 150
+    with DatabricksEmulator(fleet) as emu:
+        w = client(emu.host_of(ws.name))
+        wanted = [str(u.id) for u in users[:100]] + ["1"]  # 101 terms and 100 `or`s: 201 nodes
+        with pytest.raises(BadRequest, match="200 nodes"):
+            w.api_client.do(
+                "GET",
+                "/api/2.0/preview/scim/v2/Users",
+                query={"filter": " or ".join(f'id eq "{i}"' for i in wanted)},
+            )
+        batch = " or ".join(f'id eq "{i}"' for i in [*wanted[:50], "1"])
+        page = w.api_client.do(
+            "GET",
+            "/api/2.0/preview/scim/v2/Users",
+            query={"filter": batch, "attributes": "id,userName", "count": 10000},
+        )
+        assert isinstance(page, dict)
+        assert page["totalResults"] == 50 and {r["id"] for r in page["Resources"]} == set(wanted[:50])
+        assert all(set(r) == {"id", "userName"} for r in page["Resources"])
+        service_principals = w.api_client.do(
+            "GET", "/api/2.0/preview/scim/v2/ServicePrincipals", query={"filter": batch}
+        )
+        assert isinstance(service_principals, dict) and service_principals["totalResults"] == 0
+
+
 # ---------------------------------------------------------------------------------------- secrets
 
 
@@ -426,3 +455,17 @@ def test_demo_fleet_shape() -> None:
     assert len({i[:8] for i in prod_ids}) == 9  # one ambiguous 8-character prefix
     assert all(t.expiry_time == -1 or t.expiry_time > t.creation_time for ws in fleet for t in ws.tokens)
     assert fleet[0].tokens[0].creation_time < int((NOW - timedelta(days=1)).timestamp() * 1000)
+
+
+def test_keep_alive_connections_are_reused_and_cut_by_take_down() -> None:
+    with DatabricksEmulator(demo_fleet(NOW), keep_alive=True) as emu:
+        session = requests.Session()
+        url = emu.host_of("prod") + "/api/2.0/token-management/tokens"
+        headers = {"Authorization": f"Bearer {DEFAULT_ADMIN_TOKEN}"}
+        first = session.get(url, headers=headers, timeout=5)
+        second = session.get(url, headers=headers, timeout=5)
+        assert first.status_code == second.status_code == 200
+        assert first.raw.version == 11 and second.raw.version == 11
+        emu.take_down("prod")
+        with pytest.raises(requests.ConnectionError):
+            session.get(url, headers=headers, timeout=5)

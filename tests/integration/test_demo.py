@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from entrypoints.demo import Demo, start_demo
 from bot.errors import ConfigError
 from bot.sandbox.demo_data import ADMIN_CHANNEL, PERSONAS
 from bot.sandbox.slack_signing import block_action_body, headers_for
+from entrypoints.demo import Demo, start_demo
 
 pytestmark = pytest.mark.integration
 
@@ -287,6 +287,32 @@ def test_weekly_job_from_the_page(demo: Demo, page: Page) -> None:
     assert summary
 
 
+def test_the_walkthrough_narrows_alices_dbt_token_from_her_weekly_dm(demo: Demo, page: Page) -> None:
+    """README walkthrough step 7: the Narrow button, a confirmation, one PATCH."""
+    state = page.state(GRACE)
+    if not state["weekly"]["available"]:
+        pytest.skip(state["weekly"]["note"])
+    page.ok("weekly", user=GRACE)
+    (dm,) = page.wait(lambda: [i for i in page.items(ALICE) if "pat_narrow_own" in text_of(i)])
+    with demo.databricks.lock:
+        dbt = next(t for t in demo.databricks.workspace("prod").tokens if t.comment == "dbt prod")
+    narrow = next(
+        b["accessory"]
+        for b in dm["blocks"]
+        if b.get("accessory", {}).get("value") == dbt.token_id
+        and b["accessory"]["action_id"] == "pat_narrow_own"
+    )
+    assert narrow["text"]["text"] == "Narrow to sql, unity-catalog (read)"
+    page.ok("action", user=ALICE, source=dm["source"], action_id="pat_narrow_own", value=narrow["value"])
+    (confirm,) = page.wait(lambda: ephemerals_with(page, ALICE, "Narrow now"))
+    assert "full access → sql, unity-catalog (read)" in text_of(confirm)
+    now = button(confirm, "pat_confirm_self")
+    page.ok("action", user=ALICE, source=confirm["source"], action_id="pat_confirm_self", value=now["value"])
+    page.wait(lambda: ephemerals_with(page, ALICE, "Narrowed"))
+    assert demo.databricks.workspace("prod").token(dbt.token_id).scopes == ["sql", "unity-catalog:read"]
+    assert demo.databricks.count_requests("PATCH", "/api/2.0/token-management/tokens/") == 1
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 
@@ -322,7 +348,7 @@ def test_a_taken_port_is_named(demo: Demo) -> None:
 def test_patbot_demo_prints_the_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "PATBOT_DEMO_PORT": "0"}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from bot.cli import main; raise SystemExit(main(['demo']))"],
+        [sys.executable, "-c", "from entrypoints.cli import main; raise SystemExit(main(['demo']))"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -91,7 +91,7 @@ def test_revoke_with_workspace_unreachable(bot: Bot, people: People) -> None:
 @pytest.mark.parametrize("retry_after", [0, None, 1])
 def test_create_is_never_retried(bot_factory, people: People, retry_after: int | None, acted: bool) -> None:
     bot = bot_factory(secret_scope="patbot")
-    bot.command(people.bob, "create ml-serving 7d workspace=prod")
+    bot.command(people.bob, "create ml-serving 7d workspace=prod scopes=sql")
     bot.responses()
     bot.databricks.lose_answer("prod", "POST", OBO, status=503, retry_after=retry_after, act=acted)
     message = bot.slack.messages_to(ADMIN_CHANNEL)[0]

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.cli import main
 from bot.sandbox.databricks_emulator import DatabricksEmulator
 from bot.sandbox.slack_emulator import SlackEmulator
-from bot.services import build_services
 from bot.settings import load_settings
+from entrypoints.bootstrap import Application
+from entrypoints.cli import main
 from handlers.approval_blocks import ACTION_APPROVE
 from tests.fixtures.emulators import ADMIN_CHANNEL, People, wait_until
 from tests.fixtures.serve_process import ServeProcess, admin_text
@@ -40,7 +40,7 @@ def claimed(redis_url: str) -> list[str]:
 
 def patbot_log(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "log", *args],
+        [sys.executable, "-m", "entrypoints.cli", "log", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -76,8 +76,8 @@ def test_a_crash_between_claim_and_outcome_leaves_the_request_in_doubt_and_visib
     assert f"Approved by {people.approver}" in listed.stdout, "what was done"
     assert f"Not known: whether token {token_id[:12]}" in listed.stdout, "what was not"
     out = io.StringIO()
-    services = build_services(load_settings(None, REDIS_URL=redis_url, DATABRICKS_HOST=databricks.hosts[0]))
-    assert main(["log", "--in-doubt", "--format", "json"], services=services, out=out) == 0
+    parts = Application(load_settings(None, REDIS_URL=redis_url, DATABRICKS_HOST=databricks.hosts[0]))
+    assert main(["log", "--in-doubt", "--format", "json"], parts=parts, out=out) == 0
     as_json = json.loads(out.getvalue())
     assert [r["request"] for r in as_json] == [request_id] and as_json[0]["approver"] == people.approver
 

@@ -57,7 +57,7 @@ def serve_env(
 
 def test_serve_without_slack_settings_exits_2_naming_the_variable(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "entrypoints.cli", "serve"],
         capture_output=True,
         text=True,
         env=clean_env(DATABRICKS_HOST="https://x"),
@@ -74,7 +74,7 @@ def test_serve_answers_health_and_a_signed_command(
     port = free_port()
     env = serve_env(slack, databricks, people, port)
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "entrypoints.cli", "serve"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -132,7 +132,7 @@ def test_serve_with_a_refused_bot_token_exits_2_naming_the_variable(
         PORT=str(free_port()),
     )
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "entrypoints.cli", "serve"],
         capture_output=True,
         text=True,
         env=env,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from entrypoints.demo import Demo, start_demo
 from bot.sandbox.demo_data import PERSONAS
+from entrypoints.demo import Demo, start_demo
 
 sync_api = pytest.importorskip(
     "playwright.sync_api",

@@ -67,7 +67,7 @@ def test_create_needs_approval_and_the_value_only_reaches_the_secret_scope(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     before = {t.token_id for t in sp_tokens(pbot.databricks, "prod", "etl-pipeline")}
-    reply = ask(pbot, people.bob, "create etl-pipeline 30d workspace=prod nightly load")
+    reply = ask(pbot, people.bob, "create etl-pipeline 30d workspace=prod scopes=sql nightly load")
     assert "sent to the approvers" in text_of(reply)
     text = approve_latest(pbot, people.approver)
     new = [t for t in sp_tokens(pbot.databricks, "prod", "etl-pipeline") if t.token_id not in before]
@@ -87,7 +87,7 @@ def test_create_needs_approval_and_the_value_only_reaches_the_secret_scope(
 def test_create_is_refused_without_a_secret_scope_before_any_databricks_call(
     bot: Bot, people: People
 ) -> None:
-    reply = ask(bot, people.bob, "create etl-pipeline 30d workspace=prod")
+    reply = ask(bot, people.bob, "create etl-pipeline 30d workspace=prod scopes=sql")
     assert "PATBOT_SECRET_SCOPE is not set" in text_of(reply)
     assert bot.databricks.count_requests() == 0 and bot.slack.messages_to(ADMIN_CHANNEL) == []
 
@@ -95,13 +95,13 @@ def test_create_is_refused_without_a_secret_scope_before_any_databricks_call(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("create etl-pipeline 30d", "exists in several workspaces (prod, staging, analytics)"),
-        ("create nobody-sp 30d", "No service principal `nobody-sp`"),
-        ("create etl-pipeline 91d workspace=staging", "above the maximum of 90 days"),
-        ("create etl-pipeline never workspace=prod", "Tokens always expire"),
-        ("create etl-pipeline 0d workspace=prod", "at least 1 hour"),
+        ("create etl-pipeline 30d scopes=sql", "exists in several workspaces (prod, staging, analytics)"),
+        ("create nobody-sp 30d scopes=sql", "No service principal `nobody-sp`"),
+        ("create etl-pipeline 91d workspace=staging scopes=sql", "above the maximum of 90 days"),
+        ("create etl-pipeline never workspace=prod scopes=sql", "Tokens always expire"),
+        ("create etl-pipeline 0d workspace=prod scopes=sql", "at least 1 hour"),
         ("create etl-pipeline", "Usage: `/pat create"),
-        ("create etl-pipeline 30d workspace=nowhere", "No governed workspace matches 'nowhere'"),
+        ("create etl-pipeline 30d workspace=nowhere scopes=sql", "No governed workspace matches 'nowhere'"),
     ],
 )
 def test_create_refusals(pbot: Bot, people: People, text: str, expected: str) -> None:
@@ -112,15 +112,15 @@ def test_create_refusals(pbot: Bot, people: People, text: str, expected: str) ->
 def test_create_respects_the_workspace_cap(bot_factory, people: People) -> None:
     bot = bot_factory(secret_scope="patbot", max_lifetime_days=400)
     assert "prod's maxTokenLifetimeDays of 90" in text_of(
-        ask(bot, people.bob, "create ml-serving 100d workspace=prod")
+        ask(bot, people.bob, "create ml-serving 100d workspace=prod scopes=sql")
     )
     assert "sent to the approvers" in text_of(
-        ask(bot, people.bob, "create ml-serving 100d workspace=staging")
+        ask(bot, people.bob, "create ml-serving 100d workspace=staging scopes=sql")
     )
 
 
 def test_create_with_on_behalf_of_disabled_says_so(pbot: Bot, people: People) -> None:
-    ask(pbot, people.bob, "create ml-serving 7d workspace=analytics")
+    ask(pbot, people.bob, "create ml-serving 7d workspace=analytics scopes=sql")
     with pbot.databricks.lock:
         pbot.databricks.workspace("analytics").obo_enabled = False
     text = approve_latest(pbot, people.approver)
@@ -144,7 +144,7 @@ def test_create_over_quota_says_so(pbot: Bot, people: People) -> None:
                     workspace_id=ws.workspace_id,
                 )
             )
-    ask(pbot, people.bob, "create ml-serving 7d workspace=prod")
+    ask(pbot, people.bob, "create ml-serving 7d workspace=prod scopes=sql")
     text = approve_latest(pbot, people.approver)
     assert "no token created" in text and "creating a token in prod: token quota reached" in text
 
@@ -152,7 +152,7 @@ def test_create_over_quota_says_so(pbot: Bot, people: People) -> None:
 def test_create_store_failure_revokes_the_unusable_token(pbot: Bot, people: People, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     before = {t.token_id for t in sp_tokens(pbot.databricks, "prod", "ml-serving")}
-    ask(pbot, people.bob, "create ml-serving 7d workspace=prod")
+    ask(pbot, people.bob, "create ml-serving 7d workspace=prod scopes=sql")
     pbot.databricks.fail("prod", "/api/2.0/secrets/put", 403)
     text = approve_latest(pbot, people.approver)
     assert "created but NOT stored" in text and "revoked again" in text
@@ -183,7 +183,7 @@ def test_rotate_a_service_principal_token(pbot: Bot, people: People, caplog) -> 
 
 
 def test_rotation_reuses_the_key_a_token_was_created_under(pbot: Bot, people: People) -> None:
-    ask(pbot, people.bob, "create ml-serving 7d workspace=staging")
+    ask(pbot, people.bob, "create ml-serving 7d workspace=staging scopes=sql")
     approve_latest(pbot, people.approver)
     assert pbot.services.redis is not None
     created = [t for t in sp_tokens(pbot.databricks, "staging", "ml-serving") if t.token_value]

@@ -377,19 +377,19 @@ def test_redis_down_gives_a_clear_answer_and_recovers(
 def test_patbot_log_prints_requests_and_decisions(bot: Bot, people: People) -> None:
     import io
 
-    from bot.cli import main
+    from entrypoints.cli import main
 
     request_id = request_for_others(bot, people.bob, token_of(bot.databricks, "alice@example.com"))
     click(bot, people.approver, ACTION_APPROVE, request_id)
     wait_until(lambda: [m for m in bot.slack.messages_to(ADMIN_CHANNEL) if m.edits])
     out = io.StringIO()
-    assert main(["log", "--format", "json"], services=bot.services, out=out) == 0
+    assert main(["log", "--format", "json"], parts=bot.parts, out=out) == 0
     rows = json.loads(out.getvalue())
     assert [r["event"] for r in rows] == ["created", "approved", "outcome"]
     assert rows[1]["approver"] == people.approver and rows[0]["requester"] == people.bob
     assert rows[2]["outcome"] == "revoked" and all(r["request"] == request_id for r in rows)
     table = io.StringIO()
-    assert main(["log"], services=bot.services, out=table) == 0
+    assert main(["log"], parts=bot.parts, out=table) == 0
     assert table.getvalue().startswith("TIME") and "revoked" in table.getvalue()
 
 

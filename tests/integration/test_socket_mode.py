@@ -189,7 +189,7 @@ def test_serve_socket_mode_acks_envelopes_answers_lazily_and_stops_on_sigterm(
 ) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--socket"],
+        [sys.executable, "-m", "entrypoints.cli", "serve", "--socket"],
         env=socket_env(slack, databricks, people, port, APP_TOKEN),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -248,7 +248,7 @@ def test_serve_socket_mode_with_a_refused_app_token_exits_2_naming_the_variable(
 ) -> None:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve", "--socket"],
+        [sys.executable, "-m", "entrypoints.cli", "serve", "--socket"],
         env=socket_env(slack, databricks, people, free_port(), "xapp-wrong"),
         cwd=tmp_path,
         capture_output=True,

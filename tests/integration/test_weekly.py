@@ -69,11 +69,11 @@ BOT_TOKEN = "xoxb-test"
 SCALE = 50.0
 
 
-
 def parts_of(services: Services, client: WebClient | None = None) -> Application:
     """The composition root around these services (and this Slack client for the weekly job)."""
     parts = Application(services.settings).replace(services=services)
     return parts.replace(weekly_client=client) if client is not None else parts
+
 
 def email(i: int) -> str:
     return f"user{i:03d}@example.com"
@@ -558,26 +558,38 @@ def test_cli_dry_run_and_one_line_errors(
     services: Services, slack: SlackEmulator, databricks: DatabricksEmulator, redis_url: str
 ) -> None:
     out, err = io.StringIO(), io.StringIO()
-    code = run_weekly_command(parts_of(services), argparse.Namespace(command="remind", dry_run=True), out, err)
+    code = run_weekly_command(
+        parts_of(services), argparse.Namespace(command="remind", dry_run=True), out, err
+    )
     assert code == 2, "gamma could not be read"
     assert f"would DM {email(1)} (U" in out.getvalue() and "in alpha [long_lived, stale]" in out.getvalue()
     assert err.getvalue().startswith("patbot: could not read gamma: ") and err.getvalue().count("\n") == 1
     assert slack.calls("chat.postMessage") == []
 
     out, err = io.StringIO(), io.StringIO()
-    code = run_weekly_command(parts_of(services), argparse.Namespace(command="summary", dry_run=True), out, err)
+    code = run_weekly_command(
+        parts_of(services), argparse.Namespace(command="summary", dry_run=True), out, err
+    )
     assert "Weekly token report" in out.getvalue() and "<!date" not in out.getvalue()
     assert admin_posts(slack) == []
 
     no_token = make_services(slack, databricks, redis_url, slack_bot_token=None)
     err = io.StringIO()
-    assert run_weekly_command(parts_of(no_token), argparse.Namespace(command="remind", dry_run=False), out, err) == 2
+    assert (
+        run_weekly_command(parts_of(no_token), argparse.Namespace(command="remind", dry_run=False), out, err)
+        == 2
+    )
     assert err.getvalue() == "patbot: SLACK_BOT_TOKEN is required but not set\n"
 
     no_retry = Retry(NoBackoff(), 0)
     dead_redis = services.replace(redis=redis.Redis(port=1, socket_connect_timeout=0.2, retry=no_retry))
     err = io.StringIO()
-    assert run_weekly_command(parts_of(dead_redis), argparse.Namespace(command="remind", dry_run=False), out, err) == 2
+    assert (
+        run_weekly_command(
+            parts_of(dead_redis), argparse.Namespace(command="remind", dry_run=False), out, err
+        )
+        == 2
+    )
     assert err.getvalue().startswith("patbot: cannot reach Redis") and err.getvalue().count("\n") == 1
 
 
@@ -662,9 +674,6 @@ def test_remind_refuses_the_embedded_store_except_for_a_dry_run(
 ) -> None:
     import argparse
     import io
-
-    from entrypoints.bootstrap import Application
-from entrypoints.weekly import run_weekly_command
 
     embedded = services.replace(embedded_store=True)
     err = io.StringIO()

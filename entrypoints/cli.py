@@ -8,24 +8,21 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bot.errors import ConfigError, GovernanceError
-from bot.governance.audit import audit
+from bot.errors import GovernanceError
 from bot.governance.models import Finding, WorkspaceReport
-from bot.logs import configure_logging
-from bot.report import format_table, to_csv, to_json, to_table
-from bot.services import Services, build_services
-from bot.settings import load_settings
-from bot.weekly_cli import WEEKLY_COMMANDS, add_weekly_commands, run_weekly_command
+from entrypoints.weekly import WEEKLY_COMMANDS, add_weekly_commands, run_weekly_command
+
+if TYPE_CHECKING:
+    from entrypoints.bootstrap import Application
+
+# Modules are imported by the command that needs them: `patbot --help` and a configuration error answer
+# without loading databricks-sdk, Redis, Bolt or the emulators.
 
 log = logging.getLogger("patbot")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-
-
-class UsageError(GovernanceError):
-    """A command-line argument is invalid."""
 
 
 def _findings(text: str) -> list[Finding]:
@@ -85,9 +82,9 @@ class _ArgumentParserError(Exception):
 
 
 def main(
-    argv: Sequence[str] | None = None, services: Services | None = None, out: TextIO | None = None
+    argv: Sequence[str] | None = None, parts: Application | None = None, out: TextIO | None = None
 ) -> int:
-    """Entry point of the `patbot` console script."""
+    """Entry point of the `patbot` console script; `parts` replaces the composition root (tests)."""
     logging.basicConfig(
         level=os.environ.get("PATBOT_LOG_LEVEL", "WARNING").upper(),
         stream=sys.stderr,
@@ -100,26 +97,28 @@ def main(
         return EXIT_ERROR if exc.code not in (0, None) else EXIT_OK
     try:
         if args.command == "demo":
-            from bot.demo import run_demo
+            from entrypoints.demo import run_demo
 
             return int(run_demo(sys.stdout))
-        svc = services or build_services(load_settings(os.environ.get("PATBOT_SECRETS_DIR", "/run/secrets")))
-        if svc.embedded_store and args.command in {"serve", "log"}:
+        parts = parts or _application()
+        if args.command == "audit":
+            parts.settings.require_databricks()  # before loading databricks-sdk: a config error answers at once
+            return run_audit(parts, args, out or sys.stdout, sys.stderr)
+        if args.command in {"serve", "log"} and parts.embedded_store:
             log.warning(
                 "REDIS_URL is not set: using the embedded in-memory store; pending approvals and the "
                 "audit log do not survive a restart"
             )
-        if args.command == "audit":
-            return run_audit(svc, args, out or sys.stdout, sys.stderr)
         if args.command in WEEKLY_COMMANDS:
-            return run_weekly_command(svc, args, out or sys.stdout)
+            return run_weekly_command(parts, args, out or sys.stdout)
         if args.command == "log":
-            return run_log(svc, args, out or sys.stdout)
+            return run_log(parts, args, out or sys.stdout)
         if args.command == "serve":
-            from handlers.serve import serve
+            from bot.logs import configure_logging
+            from entrypoints.serve import serve
 
             configure_logging(os.environ.get("PATBOT_LOG_LEVEL", "INFO"))
-            return serve(svc, socket=args.socket)
+            return serve(parts, socket=args.socket)
     except GovernanceError as exc:
         print(f"patbot: {exc.user_message}", file=sys.stderr)
         return EXIT_ERROR
@@ -136,8 +135,19 @@ def main(
     return EXIT_ERROR
 
 
-def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """`patbot audit`: print the report; exit 2 if a workspace failed, 1 on a --fail-on finding."""
+def _application() -> Application:
+    """The composition root on the settings of the environment, `.env` and the secrets directory."""
+    from bot.settings import load_settings
+    from entrypoints.bootstrap import Application
+
+    return Application(load_settings(os.environ.get("PATBOT_SECRETS_DIR", "/run/secrets")))
+
+
+def run_audit(parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`patbot audit`: print the report as workspaces are read; exit 2 if one failed, 1 on --fail-on."""
+    from bot.governance.audit import select_gateways, stream_audit
+    from bot.report import CsvReportWriter, JsonReportWriter, ReportWriter, TableReportWriter
+
     progress = None
     if err.isatty():
 
@@ -147,38 +157,47 @@ def run_audit(svc: Services, args: argparse.Namespace, out: TextIO, err: TextIO)
                 err.write("\n")
             err.flush()
 
-    report = audit(
-        svc.fleet,
-        svc.policy,
-        selectors=args.workspace,
-        now=svc.clock(),
+    now = parts.clock()
+    gateways = select_gateways(parts.fleet, args.workspace)
+    writer: ReportWriter
+    if args.format == "json":
+        writer = JsonReportWriter(out, now)
+    elif args.format == "csv":
+        writer = CsvReportWriter(out)
+    else:
+        writer = TableReportWriter(out, now)
+    fail_on = set(args.fail_on)
+    found = False
+    failed: list[WorkspaceReport] = []
+    for ws in stream_audit(
+        gateways,
+        parts.policy,
+        now=now,
         owner=args.owner,
-        max_workers=svc.settings.audit_concurrency,
+        max_workers=parts.settings.audit_concurrency,
         on_progress=progress,
         oauth=args.format == "json",  # service principals' migration to OAuth: only JSON shows it
-    )
-    render = {"table": to_table, "json": to_json, "csv": to_csv}[args.format]
-    out.write(render(report))
+    ):
+        writer.add(ws)
+        if ws.failed:
+            failed.append(ws)
+        found = found or any(fail_on.intersection(t.findings) for t in ws.tokens)
+    writer.close()
     out.flush()
-    if report.failed:
-        for ws in report.failed:
+    if failed:
+        for ws in failed:
             print(f"patbot: could not read {ws.workspace.label}: {ws.error}", file=err)
         return EXIT_ERROR
-    fail_on = set(args.fail_on)
-    if fail_on and any(fail_on.intersection(t.findings) for t in report.tokens):
-        return EXIT_FINDINGS
-    return EXIT_OK
+    return EXIT_FINDINGS if found else EXIT_OK
 
 
-def run_log(svc: Services, args: argparse.Namespace, out: TextIO) -> int:
+def run_log(parts: Application, args: argparse.Namespace, out: TextIO) -> int:
     """`patbot log`: the audit log of requests and decisions, oldest first."""
-    if svc.approvals is None:
-        raise ConfigError("REDIS_URL: no approvals store is configured")
     if getattr(args, "in_doubt", False):
         from bot.log_in_doubt import run_log_in_doubt
 
-        return run_log_in_doubt(svc.approvals, args.format, out)
-    entries = svc.approvals.audit.entries(args.limit)
+        return run_log_in_doubt(parts.store, args.format, out)
+    entries = parts.store.audit.entries(args.limit)
     rows = [
         {
             "time": e.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -215,6 +234,8 @@ def run_log(svc: Services, args: argparse.Namespace, out: TextIO) -> int:
         )
         for r in rows
     ]
+    from bot.report import format_table
+
     out.write("\n".join(format_table(header, table)) + "\n")
     if not rows:
         out.write("(no requests yet)\n")
