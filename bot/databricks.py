@@ -23,6 +23,11 @@ from databricks.sdk import errors as sdk_errors  # noqa: E402
 from databricks.sdk.core import ApiClient, Config  # noqa: E402
 from databricks.sdk.credentials_provider import CredentialsStrategy  # noqa: E402
 from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError  # noqa: E402
+from databricks.sdk.service.oauth2 import (  # noqa: E402
+    CreateServicePrincipalSecretResponse,
+    SecretInfo,
+    ServicePrincipalSecretsProxyAPI,
+)
 from databricks.sdk.service.settings import (  # noqa: E402
     CreateOboTokenResponse,
     TokenInfo,
@@ -31,6 +36,7 @@ from databricks.sdk.service.settings import (  # noqa: E402
 )
 
 from bot.errors import GovernanceError  # noqa: E402
+from bot.governance.migration import OAuthSecret  # noqa: E402
 from bot.governance.models import (  # noqa: E402
     GranteeKind,
     Posture,
@@ -279,6 +285,58 @@ def token_users_from_acl(body: Mapping[str, Any]) -> tuple[TokenUser, ...]:
     return tuple(sorted(users, key=lambda u: (order[u.kind], u.name.lower())))
 
 
+class SecretValueLost(DatabricksError):
+    """An OAuth secret was created but the answer carrying its value was lost; `secret` is the one read back."""
+
+    def __init__(self, user_message: str, secret: OAuthSecret, workspace: str = "") -> None:
+        super().__init__(user_message, workspace)
+        self.secret = secret
+
+
+def sp_secrets_path(principal_id: str) -> str:
+    """The workspace-level service-principal secrets API of a principal (its numeric SCIM id)."""
+    return f"/api/2.0/accounts/servicePrincipals/{principal_id}/credentials/secrets"
+
+
+def _from_rfc3339(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def secret_from_sdk(
+    info: SecretInfo | CreateServicePrincipalSecretResponse, principal_id: str, workspace: str
+) -> OAuthSecret | None:
+    """Map an all-optional `SecretInfo` to a strict `OAuthSecret`; None without an ID or creation time."""
+    created = _from_rfc3339(info.create_time)
+    if not info.id or created is None:
+        return None
+    return OAuthSecret(
+        secret_id=info.id,
+        principal_id=principal_id,
+        workspace=workspace,
+        created=created,
+        expires=_from_rfc3339(info.expire_time),
+        scopes=tuple(info.scopes or ()),
+        status=info.status or "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSecret:
+    """A new OAuth secret's record; the value goes straight to the secret scope and is never logged."""
+
+    secret: OAuthSecret
+    value: str
+
+    def __repr__(self) -> str:
+        return f"CreatedSecret(secret={self.secret!r}, value='***')"
+
+
 @dataclass(frozen=True, slots=True)
 class CreatedToken:
     """A new token's record; the value goes straight to the secret scope and is never logged."""
@@ -318,6 +376,11 @@ class WorkspaceApi:
         from databricks.sdk.service.workspace import SecretsAPI
 
         return SecretsAPI(self.api_client)  # type: ignore[no-untyped-call]
+
+    @cached_property
+    def service_principal_secrets_proxy(self) -> ServicePrincipalSecretsProxyAPI:
+        """`/api/2.0/accounts/servicePrincipals/{id}/credentials/secrets`: a principal's OAuth secrets."""
+        return ServicePrincipalSecretsProxyAPI(self.api_client)  # type: ignore[no-untyped-call]
 
 
 # A SCIM filter of 50 `id eq "…"` terms has 99 nodes; Databricks refuses filters of more than 200.
@@ -603,6 +666,89 @@ class WorkspaceGateway:
             self._reads.clear()
         info = answer.get("token_info", answer) if isinstance(answer, dict) else {}
         return token_from_sdk(TokenInfo.from_dict(info), self.workspace.host) if info else None
+
+    # --------------------------------------------------------------- service-principal OAuth secrets
+
+    def list_principal_secrets(self, principal_id: str) -> list[OAuthSecret]:
+        """The OAuth secrets of a service principal (by numeric SCIM id) made in this workspace; no values."""
+        return list(self._reads.get(f"sp-secrets:{principal_id}", lambda: self._list_secrets(principal_id)))
+
+    def _list_secrets(self, principal_id: str) -> list[OAuthSecret]:
+        with translated_errors(
+            self.workspace.label, f"listing the OAuth secrets of principal {principal_id}"
+        ):
+            infos = list(self.client.service_principal_secrets_proxy.list(principal_id))
+        found = (secret_from_sdk(i, principal_id, self.workspace.host) for i in infos)
+        return [s for s in found if s is not None]
+
+    def create_principal_secret(
+        self, principal_id: str, lifetime: timedelta, scopes: Sequence[str]
+    ) -> CreatedSecret:
+        """An OAuth secret for a service principal with exactly one POST; its value is returned once.
+
+        `scopes` empty means unrestricted. The secrets present before are listed first: when the answer is
+        lost, a secret that was not there before is the one this call made. Raises `WriteNotApplied` (no
+        secret), `SecretValueLost` (a secret, whose value is gone) or `WriteInDoubt`.
+        """
+        action, cfg, label = "creating an OAuth secret", self.client.config, self.workspace.label
+        before = {s.secret_id for s in self._list_secrets(principal_id)}
+        body: dict[str, Any] = {"lifetime": f"{int(lifetime.total_seconds())}s"}
+        if scopes:
+            body["scopes"] = list(scopes)
+        path = sp_secrets_path(principal_id)
+        try:
+            with translated_errors(label, action):
+                try:
+                    answer = send_once(cfg, "POST", path, body=body)
+                except AnswerLost as lost:
+                    listed = self._read_back(
+                        lost, action, lambda: read_json(cfg, path, query={"page_size": "100"})
+                    )
+                    new = [
+                        s
+                        for s in (
+                            secret_from_sdk(SecretInfo.from_dict(item), principal_id, self.workspace.host)
+                            for item in listed.get("secrets") or []
+                        )
+                        if s is not None and s.secret_id not in before
+                    ]
+                    if not new:
+                        raise self._not_applied(action, lost, "no OAuth secret was created") from None
+                    made = max(new, key=lambda s: s.created)
+                    raise SecretValueLost(
+                        f"{action} in {label}: {lost.why}; read back: OAuth secret {made.short_id} WAS created, "
+                        "but its value was lost with the answer",
+                        made,
+                        label,
+                    ) from None
+        finally:
+            self._reads.clear()
+        resp = CreateServicePrincipalSecretResponse.from_dict(answer)
+        secret = secret_from_sdk(resp, principal_id, self.workspace.host)
+        if secret is None or not resp.secret:
+            raise DatabricksRejected(f"{action} in {label}: incomplete answer")
+        return CreatedSecret(secret=secret, value=resp.secret)
+
+    def delete_principal_secret(self, principal_id: str, secret_id: str) -> str:
+        """Delete an OAuth secret with exactly one DELETE; returns a note as `revoke`."""
+        action, cfg = f"deleting OAuth secret {secret_id[:12]}", self.client.config
+        path = sp_secrets_path(principal_id)
+
+        def still_there() -> bool:
+            listed = read_json(cfg, path, query={"page_size": "100"})
+            return any(item.get("id") == secret_id for item in listed.get("secrets") or [])
+
+        try:
+            with translated_errors(self.workspace.label, action):
+                try:
+                    send_once(cfg, "DELETE", f"{path}/{secret_id}")
+                except AnswerLost as lost:
+                    if self._read_back(lost, action, still_there):
+                        raise self._not_applied(action, lost, "the secret still exists") from None
+                    return f"{lost.why}; read back: the secret is gone"
+        finally:
+            self._reads.clear()
+        return ""
 
     def secret_stamps(self, scope: str) -> dict[str, int]:
         """The keys of a secret scope with when each was last written (epoch ms); never the values."""

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from bot.approvals import (
     ApprovalRequest,
     ApprovalStore,
+    MigratePlan,
     PolicyPlan,
     RequestKind,
     RevokePlan,
@@ -19,6 +20,7 @@ from bot.approvals import (
 from bot.databricks import (
     DatabricksError,
     DatabricksNotFound,
+    SecretValueLost,
     TokenValueLost,
     WorkspaceGateway,
     WriteInDoubt,
@@ -27,7 +29,8 @@ from bot.databricks import (
 from bot.errors import GovernanceError
 from bot.fleet import Fleet
 from bot.governance.models import TokenAccess
-from bot.secret_keys import KeyChoice, SecretKeys, choose_key
+from bot.governance.scopes import FULL_ACCESS
+from bot.secret_keys import KeyChoice, KeyPair, SecretKeys, choose_key, choose_key_pair, oauth_holder
 
 __all__ = [
     "ActionResult",
@@ -79,6 +82,8 @@ class Operations:
                 if request.kind == RequestKind.ROTATE
                 else self._create(request, plan)
             )
+        if isinstance(plan, MigratePlan):
+            return self._migrate(request, plan)
         if isinstance(plan, ScopePlan):
             return self._scope(request, plan)
         return self._policy(plan)
@@ -251,6 +256,94 @@ class Operations:
                 "failed", f"applied on {', '.join(done)} only; NOT applied: {'; '.join(failed)}"
             )
         return ActionResult("failed", f"NOT applied anywhere: {'; '.join(failed)}")
+
+    # ------------------------------------------------------------------- migrate: PATs → OAuth secret
+
+    def _migrate(self, request: ApprovalRequest, plan: MigratePlan) -> ActionResult:
+        """One OAuth secret for the principal: its client ID and secret stored, its PATs left alone.
+
+        The planned keys are claimed and checked again; if either now holds a live credential's value,
+        nothing is created (the approvers saw those keys).
+        """
+        gateway = self._gateway(request.workspace)
+        scope, host = plan.secret_scope, gateway.workspace.host
+        try:
+            pair = choose_key_pair(
+                gateway,
+                self.secret_keys,
+                scope,
+                plan.secret_key.removesuffix("-secret"),
+                claim_for=request.id,
+            )
+        except DatabricksError as exc:
+            return ActionResult("failed", f"nothing created: {exc.user_message}")
+        try:
+            if (pair.client_id_key, pair.secret_key) != (plan.client_id_key, plan.secret_key):
+                return ActionResult(
+                    "failed",
+                    f"nothing created: secret {scope}/{plan.secret_key} or {plan.client_id_key} now holds "
+                    f"another credential ({pair.note() or 'taken'}); ask again",
+                )
+            secret_id = self._create_secret(gateway, plan, pair)
+        except StepFailed as exc:
+            return ActionResult("failed", exc.user_message)
+        except DatabricksError as exc:
+            return ActionResult("failed", f"nothing created: {exc.user_message}")
+        finally:
+            for key in (pair.client_id_key, pair.secret_key):
+                self.secret_keys.release(host, scope, key, request.id)
+        holder = oauth_holder(plan.principal_id, secret_id)
+        for key in (pair.client_id_key, pair.secret_key):
+            self.secret_keys.remember(holder, scope, key, host)
+        access = "full access (all-apis)" if plan.scopes == (FULL_ACCESS,) else ", ".join(plan.scopes)
+        return ActionResult(
+            "migrated",
+            f"OAuth secret {secret_id[:12]} created for {plan.principal or plan.application_id} in "
+            f"{plan.workspace_label}, lifetime {plan.lifetime}, API scopes {access}; client ID in secret "
+            f"{scope}/{pair.client_id_key}, secret in {scope}/{pair.secret_key}; "
+            f"{len(plan.pat_ids)} PAT(s) left as they are",
+        )
+
+    def _create_secret(self, gateway: WorkspaceGateway, plan: MigratePlan, pair: KeyPair) -> str:
+        """Store the client ID, create the secret and store it; returns its ID. Raises with the exact state."""
+        scope = plan.secret_scope
+        gateway.put_secret(scope, pair.client_id_key, plan.application_id, stamp_before=pair.client_id_stamp)
+        lifetime = timedelta(seconds=plan.lifetime_seconds)
+        try:
+            created = gateway.create_principal_secret(plan.principal_id, lifetime, plan.scopes)
+        except SecretValueLost as exc:
+            raise StepFailed(
+                f"{exc.user_message}; {self._delete_secret(gateway, plan, exc.secret.secret_id)}"
+            ) from None
+        except WriteInDoubt as exc:
+            raise StepFailed(
+                f"whether an OAuth secret was created is UNKNOWN ({exc.user_message}); if the principal has a "
+                "secret created just now, nobody holds its value: delete it"
+            ) from None
+        secret_id = created.secret.secret_id
+        try:
+            gateway.put_secret(scope, pair.secret_key, created.value, stamp_before=pair.secret_stamp)
+        except DatabricksError as exc:
+            stored = "NOT known to be stored" if isinstance(exc, WriteInDoubt) else "NOT stored"
+            raise StepFailed(
+                f"OAuth secret {secret_id[:12]} created but {stored} ({exc.user_message}); "
+                f"{self._delete_secret(gateway, plan, secret_id)}"
+            ) from None
+        finally:
+            del created
+        return secret_id
+
+    @staticmethod
+    def _delete_secret(gateway: WorkspaceGateway, plan: MigratePlan, secret_id: str) -> str:
+        """Delete an OAuth secret whose value is lost, and say what became of it."""
+        try:
+            gateway.delete_principal_secret(plan.principal_id, secret_id)
+        except DatabricksError as exc:
+            return (
+                f"deleting the unusable OAuth secret {secret_id[:12]} ALSO failed ({exc.user_message}): "
+                "delete it by hand, nobody holds its value"
+            )
+        return f"OAuth secret {secret_id[:12]} was deleted again because its value could not be stored"
 
 
 _MARKER_RE = re.compile(r"\s*\[patbot:[^\]\s]*\]")

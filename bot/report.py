@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol, TextIO
 
+from bot.governance.migration import PrincipalMigration
 from bot.governance.models import (
     FINDING_SEVERITY,
     Finding,
@@ -96,6 +97,32 @@ def _labelled_tokens(report: FleetReport) -> list[tuple[TokenAssessment, str]]:
     return [(t, labels.get(t.token.workspace, t.token.workspace)) for t in report.tokens]
 
 
+def migration_row(item: PrincipalMigration) -> dict[str, Any]:
+    """One service principal's move from PATs to OAuth in one workspace, with its secrets (never values)."""
+    standing = item.standing
+    return {
+        "workspace": item.workspace,
+        "principal_id": item.principal.id,
+        "application_id": item.principal.name,
+        "display_name": item.principal.display_name,
+        "state": item.state.value,
+        "migrated_on": _iso(standing.migrated_on),
+        "pats_last_used": _iso(standing.pats_last_used),
+        "propose_pat_revocation": standing.propose_revocation,
+        "pats": [p.token.token_id for p in item.pats],
+        "oauth_secrets": [
+            {
+                "id": s.secret.secret_id,
+                "created": _iso(s.secret.created),
+                "expires": _iso(s.secret.expires),
+                "scopes": list(s.secret.scopes),  # empty: unrestricted
+                "findings": [f.value for f in s.findings],
+            }
+            for s in item.secrets
+        ],
+    }
+
+
 class ReportWriter(Protocol):
     """Writes a report as its workspaces arrive: `add` each, then `close`."""
 
@@ -110,7 +137,8 @@ class JsonReportWriter:
     """The JSON report, one token per line, written as workspaces arrive.
 
     The document has `generated_at`, `tokens`, `workspaces` and `totals`; the totals come last because
-    they are known only once every workspace has been read.
+    they are known only once every workspace has been read. When the service principals' OAuth secrets
+    were read, `service_principals` follows with each one's move from PATs to OAuth.
     """
 
     def __init__(self, out: TextIO, generated_at: datetime) -> None:
@@ -118,6 +146,7 @@ class JsonReportWriter:
         self._first = True
         self._workspaces: list[dict[str, Any]] = []
         self._totals = dict.fromkeys(sorted(Finding, key=lambda f: -FINDING_SEVERITY[f]), 0)
+        self._migrations: list[dict[str, Any]] | None = None
         out.write(f'{{\n  "generated_at": {json.dumps(_iso(generated_at))},\n  "tokens": [')
 
     def add(self, ws: WorkspaceReport) -> None:
@@ -127,6 +156,8 @@ class JsonReportWriter:
     def note(self, ws: WorkspaceReport) -> None:
         """Count a workspace in `workspaces` and `totals` (its tokens are written apart)."""
         self._workspaces.append(workspace_row(ws))
+        if ws.migrations is not None:
+            self._migrations = (self._migrations or []) + [migration_row(m) for m in ws.migrations]
         for item in ws.tokens:
             for finding in item.findings:
                 self._totals[finding] += 1
@@ -147,7 +178,12 @@ class JsonReportWriter:
         totals = json.dumps({f.value: n for f, n in self._totals.items()})
         closing = "\n  ]" if not self._first else "]"
         workspaces = f"[\n    {rows}\n  ]" if rows else "[]"
-        self._out.write(f'{closing},\n  "workspaces": {workspaces},\n  "totals": {totals}\n}}\n')
+        self._out.write(f'{closing},\n  "workspaces": {workspaces},\n  "totals": {totals}')
+        if self._migrations is not None:
+            principals = ",\n    ".join(json.dumps(row) for row in self._migrations)
+            listed = f"[\n    {principals}\n  ]" if principals else "[]"
+            self._out.write(f',\n  "service_principals": {listed}')
+        self._out.write("\n}\n")
 
 
 class CsvReportWriter:
@@ -195,7 +231,8 @@ class TableReportWriter:
 
 
 def to_json(report: FleetReport) -> str:
-    """The whole report as JSON, tokens worst first across the fleet."""
+    """The whole report as JSON, tokens worst first across the fleet (with `service_principals` when their
+    OAuth secrets were read)."""
     out = io.StringIO()
     writer = JsonReportWriter(out, report.generated_at)
     writer.tokens(_labelled_tokens(report))

@@ -155,7 +155,9 @@ def choose_key(
 
 
 def _alive(gateway: WorkspaceGateway, token_id: str) -> bool:
-    """Whether the token exists and has not expired; when unsure, alive."""
+    """Whether the token (or OAuth secret) exists and has not expired; when unsure, alive."""
+    if token_id.startswith(OAUTH_HOLDER_PREFIX):
+        return _secret_alive(gateway, token_id)
     try:
         token = gateway.get_token(token_id)
     except DatabricksNotFound:
@@ -167,3 +169,82 @@ def _alive(gateway: WorkspaceGateway, token_id: str) -> bool:
 
 def _slot(host: str, scope: str, key: str) -> str:
     return f"{host} {scope}/{key}"
+
+
+# ------------------------------------------------------------------------------ OAuth secrets (migrate)
+
+OAUTH_HOLDER_PREFIX = "oauth:"
+MAX_PAIR_STEM = 100
+"""A pair's keys add `-client-id` to the stem (and a suffix may follow): they stay within 128 characters."""
+
+
+def oauth_holder(principal_id: str, secret_id: str) -> str:
+    """How an OAuth secret is named as the holder of a key (beside token IDs)."""
+    return f"{OAUTH_HOLDER_PREFIX}{principal_id}:{secret_id}"
+
+
+def _secret_alive(gateway: WorkspaceGateway, holder: str) -> bool:
+    principal_id, _, secret_id = holder.removeprefix(OAUTH_HOLDER_PREFIX).partition(":")
+    try:
+        listed = gateway.list_principal_secrets(principal_id)
+    except DatabricksNotFound:
+        return False
+    except DatabricksError:
+        return True
+    now = datetime.now(UTC)
+    return any(s.secret_id == secret_id and s.live(now) for s in listed)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """The keys an OAuth client ID and secret go to, with their stamps now (None: absent)."""
+
+    client_id_key: str
+    secret_key: str
+    client_id_stamp: int | None
+    secret_stamp: int | None
+    skipped: tuple[str, ...] = ()
+
+    def note(self) -> str:
+        """Why the pair is not the first one planned, or ""."""
+        return "; ".join(self.skipped)
+
+
+def pair_keys(stem: str) -> tuple[str, str]:
+    """`{stem}-client-id` and `{stem}-secret`."""
+    return f"{stem}-client-id", f"{stem}-secret"
+
+
+def choose_key_pair(
+    gateway: WorkspaceGateway,
+    keys: SecretKeys | None,
+    scope: str,
+    stem: str,
+    *,
+    claim_for: str | None = None,
+) -> KeyPair:
+    """The first of `stem`, `stem-2`, … whose two keys hold no live credential's value (claimed when asked)."""
+    stamps = gateway.secret_stamps(scope)
+    host = gateway.workspace.host
+    skipped: list[str] = []
+    for candidate in candidates(stem[:MAX_PAIR_STEM]):
+        pair = pair_keys(candidate)
+        claimed: list[str] = []
+        if claim_for is not None and keys is not None:
+            for key in pair:
+                if not keys.claim(host, scope, key, claim_for):
+                    break
+                claimed.append(key)
+        if len(claimed) < len(pair) and claim_for is not None and keys is not None:
+            skipped.append(f"{candidate} is being written by another request")
+            for key in claimed:
+                keys.release(host, scope, key, claim_for)
+            continue
+        why = next((w for w in (why_taken(gateway, keys, scope, k, stamps, None) for k in pair) if w), "")
+        if not why:
+            return KeyPair(pair[0], pair[1], stamps.get(pair[0]), stamps.get(pair[1]), tuple(skipped))
+        skipped.append(why)
+        for key in claimed:
+            if keys is not None and claim_for is not None:
+                keys.release(host, scope, key, claim_for)
+    raise DatabricksError(f"no free pair of secret keys in {scope} for {stem} (tried {MAX_KEY_SUFFIX})")

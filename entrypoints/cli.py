@@ -176,6 +176,7 @@ def run_audit(parts: Application, args: argparse.Namespace, out: TextIO, err: Te
         owner=args.owner,
         max_workers=parts.settings.audit_concurrency,
         on_progress=progress,
+        oauth=args.format == "json",  # service principals' migration to OAuth: only JSON shows it
     ):
         writer.add(ws)
         if ws.failed:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.approvals import ApprovalRequest, PolicyPlan, RequestState, RevokePlan, ScopePlan, TokenPlan
+from bot.approvals import (
+    ApprovalRequest,
+    MigratePlan,
+    PolicyPlan,
+    RequestState,
+    RevokePlan,
+    ScopePlan,
+    TokenPlan,
+)
 from bot.governance.models import Finding
 from handlers.blocks import (
     Block,
@@ -17,6 +25,7 @@ from handlers.blocks import (
     section,
     slack_date,
 )
+from handlers.migrate_blocks import migrate_lines, migration_done_blocks
 from handlers.scope_text import scopes_text
 
 ACTION_APPROVE = "pat_approve"
@@ -34,6 +43,7 @@ KIND_VERBS = {
     "create": "create a token for",
     "rotate": "rotate",
     "policy": "change the policy of",
+    "migrate": "move a service principal to OAuth",
     "scope": "change the API scopes of",
 }
 
@@ -92,6 +102,8 @@ def describe(request: ApprovalRequest) -> str:
             f"`{escape(plan.secret_scope)}/{escape(plan.secret_key)}` · then the old token is revoked",
             _scopes_line(plan),
         ]
+    elif isinstance(plan, MigratePlan):
+        lines = migrate_lines(plan)
     elif isinstance(plan, ScopePlan):
         lines = [
             f"*Change the API scopes* of token `{escape(request.subject[:12])}` in "
@@ -114,7 +126,7 @@ def describe(request: ApprovalRequest) -> str:
 def workspace_label(request: ApprovalRequest) -> str:
     """The workspace a request is about, by name where the plan knows it."""
     plan = request.plan
-    if isinstance(plan, RevokePlan | TokenPlan | ScopePlan) and plan.workspace_label:
+    if isinstance(plan, RevokePlan | TokenPlan | MigratePlan | ScopePlan) and plan.workspace_label:
         return plan.workspace_label
     if isinstance(plan, PolicyPlan) and plan.labels:
         return plan.labels
@@ -148,6 +160,8 @@ def summary(request: ApprovalRequest) -> str:
         return f"create a token for *{escape(plan.principal or request.subject)}* in *{label}*"
     if isinstance(plan, TokenPlan):
         return f"rotate token `{escape(request.subject[:12])}` in *{label}*"
+    if isinstance(plan, MigratePlan):
+        return f"move *{escape(plan.principal or request.subject)}* from PATs to OAuth in *{label}*"
     if isinstance(plan, ScopePlan):
         return f"change the API scopes of token `{escape(request.subject[:12])}` in *{label}*"
     return f"set the maximum token lifetime to {plan.days} days on {label}"
@@ -254,6 +268,7 @@ def admin_decided_blocks(request: ApprovalRequest) -> list[Block]:
         [
             section(f"{lead}\n{describe(request)}"),
             section(outcome_text(request, standalone=False)),
+            *migration_done_blocks(request),
             context(f"Request `{request.id}`"),
         ],
         request,
@@ -362,7 +377,7 @@ def _owner_dm(request: ApprovalRequest, *, with_reason: bool) -> str:
 def decision_dm_blocks(request: ApprovalRequest, *, to_owner: bool) -> list[Block]:
     """The same DM as blocks, with the reason in plain text so it shows exactly as typed."""
     if not to_owner:
-        return [section(decision_dm_text(request, to_owner=False))]
+        return [section(decision_dm_text(request, to_owner=False)), *migration_done_blocks(request)]
     blocks = [section(_owner_dm(request, with_reason=False))]
     if request.reason:
         blocks.append(plain_section(f"Reason: {clip_words(request.reason, MAX_REASON_CHARS)}"))

@@ -24,7 +24,13 @@ from handlers.approval_blocks import (
     message_modal,
     outcome_text,
 )
-from handlers.blocks import ACTION_NARROW_OWN, ACTION_REVOKE_OWN, ACTION_REVOKE_ROTATED, section
+from handlers.blocks import (
+    ACTION_NARROW_OWN,
+    ACTION_REVOKE_MIGRATED,
+    ACTION_REVOKE_OWN,
+    ACTION_REVOKE_ROTATED,
+    section,
+)
 from handlers.context import SlackContext
 from handlers.errors import user_message
 from handlers.result_blocks import revoke_modal
@@ -63,6 +69,7 @@ def register_approvals(app: App, ctx: SlackContext) -> None:
 
     app.action(ACTION_REVOKE_OWN)(ack=ack_only, lazy=[revoke_button(Origin.REMINDER)])
     app.action(ACTION_REVOKE_ROTATED)(ack=ack_only, lazy=[revoke_button(Origin.ROTATION)])
+    app.action(ACTION_REVOKE_MIGRATED)(ack=ack_only, lazy=[revoke_button(Origin.MIGRATION)])
 
     def narrow_button(body: dict[str, Any], respond: Respond) -> None:
         narrow_from_message(ctx, body, respond)

@@ -14,6 +14,7 @@ Block = dict[str, Any]
 
 ACTION_REVOKE_OWN = "pat_revoke_own"
 ACTION_REVOKE_ROTATED = "pat_revoke_rotated"
+ACTION_REVOKE_MIGRATED = "pat_revoke_migrated"
 ACTION_NARROW_OWN = "pat_narrow_own"
 
 MAX_BLOCKS = 50
@@ -164,6 +165,7 @@ def help_blocks(is_approver: bool) -> list[Block]:
         "*`/pat create <service-principal> <lifetime> [workspace=<ws>] [scopes=<s1,s2,…>] [autoscope] "
         "[comment]`* — via approval",
         "*`/pat rotate <id>`* — replace a token (service principals via approval)",
+        "*`/pat migrate <service-principal> [workspace=<ws>]`* — move it from PATs to OAuth, via approval",
         "*`/pat scope <id> <s1,s2,…>`* | *`suggested`* — change a token's API scopes (narrowing your own "
         "after you confirm; anything else via approval)",
         "*`/pat help`* — this message",

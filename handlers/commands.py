@@ -8,6 +8,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.flows.audit import AuditTarget, audit_for, is_approver
 from bot.flows.create import request_create
+from bot.flows.migrate import request_migrate
 from bot.flows.policy import policy_view, request_max_lifetime
 from bot.flows.results import Refused
 from bot.flows.revoke import request_revoke
@@ -18,6 +19,7 @@ from handlers.context import SlackContext
 from handlers.errors import user_message
 from handlers.parsing import (
     CREATE_USAGE,
+    MIGRATE_USAGE,
     POLICY_USAGE,
     REVOKE_USAGE,
     ROTATE_USAGE,
@@ -25,6 +27,7 @@ from handlers.parsing import (
     parse_audit_scope,
     parse_command,
     parse_create,
+    parse_migrate,
     parse_scope_change,
 )
 from handlers.result_blocks import audit_result_blocks, policy_blocks, request_result_blocks
@@ -82,6 +85,14 @@ def answer(ctx: SlackContext, user_id: str, text: str) -> list[Block]:
         if not args:
             return [section(ROTATE_USAGE)]
         return ctx.render(request_rotate(deps, user_id, args[0], " ".join(args[1:])))
+    if command.name == "migrate":
+        try:
+            migrate = parse_migrate(command.rest)
+        except ValueError as exc:
+            return error_blocks(str(exc))
+        if migrate is None:
+            return [section(MIGRATE_USAGE)]
+        return ctx.render(request_migrate(deps, user_id, migrate))
     if command.name == "scope":
         change = parse_scope_change(args)
         if change is None:

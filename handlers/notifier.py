@@ -6,12 +6,13 @@ import logging
 
 from slack_sdk import WebClient
 
-from bot.approvals import ApprovalRequest
+from bot.approvals import ApprovalRequest, RequestKind
 from bot.errors import NotificationFailed
 from bot.governance.models import Token
 from handlers.approval_blocks import (
     admin_decided_blocks,
     admin_request_blocks,
+    decision_dm_blocks,
     decision_dm_text,
     outcome_text,
 )
@@ -62,8 +63,14 @@ class SlackNotifier:
 
     def tell_decision(self, user_id: str, request: ApprovalRequest, *, to_owner: bool) -> None:
         """DM one person about a decision; one unreachable person must not stop the next DM."""
+        # A migration's outcome carries what to do next and a Revoke button per PAT.
+        blocks = (
+            decision_dm_blocks(request, to_owner=to_owner) if request.kind == RequestKind.MIGRATE else None
+        )
         try:
-            self.client.chat_postMessage(channel=user_id, text=decision_dm_text(request, to_owner=to_owner))
+            self.client.chat_postMessage(
+                channel=user_id, text=decision_dm_text(request, to_owner=to_owner), blocks=blocks
+            )
         except Exception as exc:
             note_failure(exc, self.metrics)
 

@@ -6,13 +6,14 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from bot.flows.migrate import MigrateAsk
 from bot.flows.scope import ScopeAsk
 from bot.provisioning import CreateAsk
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _EMAIL = re.compile(r"^(?:<mailto:[^|>]+\|)?([^\s<>|@]+@[^\s<>|]+?)>?$")
 
-SUBCOMMANDS = ("help", "audit", "revoke", "create", "rotate", "scope", "policy")
+SUBCOMMANDS = ("help", "audit", "revoke", "create", "rotate", "scope", "migrate", "policy")
 
 REVOKE_USAGE = "Usage: `/pat revoke <token-id> [reason]` (the full ID or at least 8 characters of it)."
 CREATE_USAGE = (
@@ -23,6 +24,11 @@ CREATE_USAGE = (
     "Databricks narrow it to what it uses."
 )
 ROTATE_USAGE = "Usage: `/pat rotate <token-id>` (the full ID or at least 8 characters of it)."
+MIGRATE_USAGE = (
+    "Usage: `/pat migrate <service-principal> [workspace=<ws>]`, for example `/pat migrate etl-pipeline "
+    "workspace=prod`: an OAuth secret replaces the principal's PATs (via approval; its PATs stay until you "
+    "revoke them)."
+)
 SCOPE_USAGE = (
     "Usage: `/pat scope <token-id> <s1,s2,…>` or `/pat scope <token-id> suggested`, for example "
     "`/pat scope 0123456789ab sql,jobs:read`. `suggested` narrows the token to what Databricks saw it use."
@@ -135,3 +141,21 @@ def parse_scope_change(args: tuple[str, ...]) -> ScopeAsk | None:
         words[0] = words[0].split("=", 1)[1]
     scopes = _scope_words(words)
     return ScopeAsk(token, scopes) if scopes else None
+
+
+def parse_migrate(rest: str) -> MigrateAsk | None:
+    """`<principal> [workspace=<ws>]`; None without a principal, ValueError on bad quotes or extra words."""
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        raise ValueError("Unbalanced quotes in the command.") from None
+    if not words:
+        return None
+    principal, workspace = words[0], None
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if sep and key.lower() == "workspace" and value and workspace is None:
+            workspace = value
+            continue
+        raise ValueError(f"Unexpected `{word[:40].replace('`', '')}`. {MIGRATE_USAGE}")
+    return MigrateAsk(principal, workspace)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.governance.findings import suggested_scopes
 from bot.governance.labels import finding_label, worst_first
+from bot.governance.migration import STATE_LABELS, MigrationProgress
 from bot.governance.models import PrincipalType
 from bot.weekly import (
     FlaggedToken,
@@ -36,6 +37,7 @@ MAX_DM_TOKENS = 20
 MAX_SUMMARY_WORKSPACES = 25
 MAX_NOT_IN_SLACK = 40
 MAX_IN_DOUBT = 10
+MAX_PROPOSALS = 10
 MAX_DM_NARROW = 10
 MAX_BUTTON_CHARS = 75
 
@@ -200,6 +202,9 @@ def summary_message(summary: WeeklySummary) -> Rendered:
             )
         )
 
+    if summary.migration is not None:
+        blocks.extend(migration_blocks(summary.migration))
+
     if summary.not_in_slack:
         shown = [escape(e) for e in summary.not_in_slack[:MAX_NOT_IN_SLACK]]
         rest = len(summary.not_in_slack) - len(shown)
@@ -244,3 +249,32 @@ def summary_message(summary: WeeklySummary) -> Rendered:
         f"{flagged} kinds of finding, {len(summary.failed_workspaces)} workspace(s) unreadable."
     )
     return Rendered(text=text, blocks=blocks[:MAX_BLOCKS])
+
+
+def migration_blocks(progress: MigrationProgress) -> list[Block]:
+    """Service principals from PATs to OAuth: principals per state (change since last week) and the
+    migrated ones whose PATs can go."""
+    previous = progress.previous
+    parts = [
+        _counted(STATE_LABELS[state], n, previous.get(state, 0) if previous is not None else None)
+        for state, n in progress.counts.items()
+    ]
+    blocks: list[Block] = [
+        section("*Service principals, PATs → OAuth* (per workspace)\n" + " · ".join(parts)),
+    ]
+    if progress.proposals:
+        lines = []
+        for item in progress.proposals[:MAX_PROPOSALS]:
+            ids = ", ".join(f"`{p.token.short_id}`" for p in item.pats)
+            since = item.standing.migrated_on.isoformat() if item.standing.migrated_on else "?"
+            lines.append(
+                f"• *{escape(item.principal.display_name)}* in {escape(item.workspace)}: on OAuth since "
+                f"{since}, its PATs unused since then: {ids}"
+            )
+        more = len(progress.proposals) - MAX_PROPOSALS
+        if more > 0:
+            lines.append(f"_…and {more} more: `patbot audit --format json` lists them_")
+        blocks.append(
+            _lines_section("Proposed: revoke these PATs (`/pat revoke &lt;id&gt;`, through approval)", lines)
+        )
+    return blocks

@@ -73,7 +73,7 @@ from bot.approvals.models import (
     Transition,
 )
 from bot.approvals.models import Clock as Clock
-from bot.approvals.plans import Plan, PolicyPlan, RevokePlan, ScopePlan, TokenPlan
+from bot.approvals.plans import MigratePlan, PatRef, Plan, PolicyPlan, RevokePlan, ScopePlan, TokenPlan
 from bot.approvals.store import DEFAULT_RETENTION as DEFAULT_RETENTION
 from bot.approvals.store import ApprovalStore
 
@@ -87,6 +87,8 @@ __all__ = [
     "AuditLog",
     "DuplicateRequest",
     "InvalidTransition",
+    "MigratePlan",
+    "PatRef",
     "Plan",
     "PolicyPlan",
     "RequestDraft",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.approvals.errors import ApprovalError
 from bot.approvals.models import ApprovalRequest, RequestKind
-from bot.approvals.plans import RevokePlan, ScopePlan, TokenPlan
+from bot.approvals.plans import MigratePlan, RevokePlan, ScopePlan, TokenPlan
 from bot.approvals.store import ApprovalStore
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,12 @@ def in_doubt_report(request: ApprovalRequest) -> InDoubt:
                 f"whether a token for {principal} was created in {workspace} and its value stored in secret "
                 f"{secret}; check the principal's tokens and the secret before creating another"
             )
+    elif isinstance(plan, MigratePlan):
+        not_known = (
+            f"whether an OAuth secret for {plan.principal or plan.application_id} was created in "
+            f"{plan.workspace_label or request.workspace} and stored in secret {plan.secret_scope}/"
+            f"{plan.secret_key}; check the principal's OAuth secrets and that secret before migrating again"
+        )
     elif isinstance(plan, ScopePlan):
         workspace = plan.workspace_label or request.workspace
         after = ",".join(plan.after)

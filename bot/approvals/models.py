@@ -23,6 +23,7 @@ class RequestKind(StrEnum):
     CREATE = "create"
     ROTATE = "rotate"
     POLICY = "policy"
+    MIGRATE = "migrate"
     SCOPE = "scope"
 
 

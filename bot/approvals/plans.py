@@ -53,6 +53,49 @@ class PolicyPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class PatRef:
+    """One PAT of a principal being migrated, as the approvers and the outcome show it."""
+
+    token_id: str
+    comment: str
+    last_used: str
+    """ISO date of its last use, "" when never used."""
+
+
+@dataclass(frozen=True, slots=True)
+class MigratePlan:
+    """An OAuth secret for a service principal, replacing its PATs (which stay until revoked)."""
+
+    workspace_label: str = ""
+    principal_id: str = ""
+    """The numeric SCIM id: the `{id}` of the service-principal secrets API."""
+    application_id: str = ""
+    """The OAuth client ID."""
+    principal: str = ""
+    lifetime_seconds: int = 0
+    lifetime: str = ""
+    scopes: tuple[str, ...] = ()
+    """The secret's API scopes: the union of its live PATs' scopes; ("all-apis",) for full access."""
+    full_access_from: tuple[str, ...] = ()
+    """The PATs (short IDs) with full access that make the secret full access too."""
+    secret_scope: str = ""
+    client_id_key: str = ""
+    secret_key: str = ""
+    secret_key_note: str = ""
+    pat_ids: tuple[str, ...] = ()
+    pat_comments: tuple[str, ...] = ()
+    pat_last_used: tuple[str, ...] = ()
+
+    @property
+    def pats(self) -> tuple[PatRef, ...]:
+        """The principal's live PATs when the request was made."""
+        return tuple(
+            PatRef(t, c, u)
+            for t, c, u in zip(self.pat_ids, self.pat_comments, self.pat_last_used, strict=False)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ScopePlan:
     """Change one token's API scopes in place, from `before` to `after` (empty `before`: full access)."""
 
@@ -65,13 +108,14 @@ class ScopePlan:
     """Whether `after` allows anything `before` did not."""
 
 
-Plan = RevokePlan | TokenPlan | PolicyPlan | ScopePlan
+Plan = RevokePlan | TokenPlan | PolicyPlan | MigratePlan | ScopePlan
 
 PLAN_OF_KIND: dict[RequestKind, type[Any]] = {
     RequestKind.REVOKE: RevokePlan,
     RequestKind.CREATE: TokenPlan,
     RequestKind.ROTATE: TokenPlan,
     RequestKind.POLICY: PolicyPlan,
+    RequestKind.MIGRATE: MigratePlan,
     RequestKind.SCOPE: ScopePlan,
 }
 

@@ -28,6 +28,7 @@ class Origin(StrEnum):
     HOME = "home"
     REMINDER = "reminder"
     ROTATION = "rotation"
+    MIGRATION = "migration"
 
 
 DEFAULT_REASONS = {
@@ -35,6 +36,7 @@ DEFAULT_REASONS = {
     Origin.HOME: "from patbot's Home tab",
     Origin.REMINDER: "from patbot's weekly reminder",
     Origin.ROTATION: "replaced by a new token (guided rotation)",
+    Origin.MIGRATION: "replaced by an OAuth secret (migration)",
 }
 
 

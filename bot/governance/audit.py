@@ -17,6 +17,7 @@ from bot.databricks import DatabricksError, PrincipalRead, WorkspaceGateway
 from bot.errors import UnknownWorkspace
 from bot.fleet import Fleet
 from bot.governance.findings import Classifier
+from bot.governance.migration import OAuthSecret, assess_migrations
 from bot.governance.models import FleetReport, Policy, Posture, Principal, Token, Workspace, WorkspaceReport
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,11 @@ def assemble(
 
 class _WorkspaceRun:
     """One workspace's reads as tasks of the shared pool: posture and tokens at once, then the SCIM reads
-    of the tokens' owners. Every task is one request; the last one to land assembles the report."""
+    of the tokens' owners. Every task is one request; the last one to land assembles the report.
+
+    With `oauth`, the service principals are listed too, then each active one's OAuth secrets (one task
+    each), and the report carries their migration from PATs (`WorkspaceReport.migrations`).
+    """
 
     def __init__(
         self,
@@ -94,6 +99,7 @@ class _WorkspaceRun:
         finish: Callable[[WorkspaceReport], None],
         classifier: Classifier,
         owner: str | None,
+        oauth: bool = False,
     ) -> None:
         self.gateway = gateway
         self.label = gateway.workspace.label
@@ -107,9 +113,14 @@ class _WorkspaceRun:
         self._tokens: Outcome[list[Token]] = Outcome(error="not read")
         self._principals: list[Principal] = []
         self._principal_error: str | None = None
+        self._oauth = oauth
+        self._service_principals: Outcome[list[Principal]] = Outcome(error="not read")
+        self._secrets: dict[str, list[OAuthSecret]] = {}
+        self._secret_error: str | None = None
 
     def start(self) -> None:
-        self._spawn([self._read_posture, self._read_tokens])
+        reads = [self._read_posture, self._read_tokens]
+        self._spawn([*reads, self._read_service_principals] if self._oauth else reads)
 
     def _spawn(self, tasks: Sequence[Callable[[], None]]) -> None:
         with self._lock:
@@ -143,6 +154,8 @@ class _WorkspaceRun:
                 workspace=self.gateway.workspace,
                 error=f"unexpected error reading {self.label} ({type(exc).__name__})",
             )
+        if self._oauth:
+            self._judge_migrations(report)
         self._finish(report)
 
     def _read_posture(self) -> None:
@@ -169,6 +182,46 @@ class _WorkspaceRun:
             self._spawn([partial(self._read_principals, more) for more in page.value.more])
         self._landed()
 
+    def _read_service_principals(self) -> None:
+        self._service_principals = sps = capture(self.gateway.service_principals, self.label)
+        if sps.value is not None:
+            active = [p for p in sps.value if p.active and p.id.isdigit()]
+            self._spawn([partial(self._read_secrets, p.id) for p in active])
+        self._landed()
+
+    def _read_secrets(self, principal_id: str) -> None:
+        listed = capture(lambda: self.gateway.list_principal_secrets(principal_id), self.label)
+        with self._lock:
+            if listed.value is not None:
+                self._secrets[principal_id] = listed.value
+            elif self._secret_error is None:
+                self._secret_error = listed.error
+        self._landed()
+
+    def _judge_migrations(self, report: WorkspaceReport) -> None:
+        """Judge the service principals' migration; none, with a warning, when a read failed: half the
+        secrets would misclassify principals."""
+        if report.failed:
+            return
+        sps = self._service_principals
+        failed = sps.error if sps.value is None else self._secret_error
+        if failed is not None or sps.value is None:
+            report.warnings.append(f"OAuth migration not read: {failed}")
+            return
+        active = [p for p in sps.value if p.active and p.id.isdigit()]
+        try:
+            report.migrations = assess_migrations(
+                self.label,
+                active,
+                report.tokens,
+                self._secrets,
+                self._classifier.policy,
+                self._classifier.now,
+            )
+        except Exception as exc:  # the report must still land
+            log.exception("unexpected failure judging the migration in %s", self.label)
+            report.warnings.append(f"OAuth migration not read ({type(exc).__name__})")
+
 
 def audit_fleet(
     gateways: Sequence[WorkspaceGateway],
@@ -178,12 +231,23 @@ def audit_fleet(
     owner: str | None = None,
     max_workers: int = 256,
     on_progress: ProgressCallback | None = None,
+    oauth: bool = False,
 ) -> FleetReport:
-    """Audit every workspace; one report per workspace, in the order given."""
+    """Audit every workspace; one report per workspace, in the order given.
+
+    With `oauth` (and no `owner` filter), the service principals' OAuth secrets are read too and each
+    workspace's report carries their migration from PATs (`WorkspaceReport.migrations`).
+    """
     moment = now or datetime.now(UTC)
     reports = list(
         stream_audit(
-            gateways, policy, now=moment, owner=owner, max_workers=max_workers, on_progress=on_progress
+            gateways,
+            policy,
+            now=moment,
+            owner=owner,
+            max_workers=max_workers,
+            on_progress=on_progress,
+            oauth=oauth,
         )
     )
     return FleetReport(generated_at=moment, workspaces=reports)
@@ -197,11 +261,12 @@ def stream_audit(
     owner: str | None = None,
     max_workers: int = 256,
     on_progress: ProgressCallback | None = None,
+    oauth: bool = False,
 ) -> Iterator[WorkspaceReport]:
     """Each workspace's report, in the order given, as soon as it and those before it are read.
 
     Every read is one task of one bounded pool, so no task waits for another and a slow workspace holds
-    one thread per request in flight, not the pool.
+    one thread per request in flight, not the pool. `oauth` as `audit_fleet`.
     """
     classifier = Classifier(policy, now)
     if not gateways:
@@ -215,7 +280,8 @@ def stream_audit(
 
     try:
         for index, gw in enumerate(gateways):
-            _WorkspaceRun(gw, submit, partial(_put, landed, index), classifier, owner).start()
+            finish = partial(_put, landed, index)
+            _WorkspaceRun(gw, submit, finish, classifier, owner, oauth and owner is None).start()
         waiting: dict[int, WorkspaceReport] = {}
         for done in range(1, len(gateways) + 1):
             while done - 1 not in waiting:
@@ -260,8 +326,10 @@ def audit(
     selectors: Sequence[str] = (),
     max_workers: int = 256,
     on_progress: ProgressCallback | None = None,
+    oauth: bool = False,
 ) -> FleetReport:
-    """Audit the fleet, or the workspaces matching `selectors` (see `select_gateways`)."""
+    """Audit the fleet, or the workspaces matching `selectors` (see `select_gateways`); `oauth` as
+    `audit_fleet`."""
     return audit_fleet(
         select_gateways(fleet, selectors),
         policy,
@@ -269,4 +337,5 @@ def audit(
         owner=owner,
         max_workers=max_workers,
         on_progress=on_progress,
+        oauth=oauth,
     )

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.governance.migration import PrincipalMigration
 
 
 class Finding(StrEnum):
@@ -184,6 +188,7 @@ class WorkspaceReport:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     owner_known: bool | None = None  # with an owner filter: is that owner a principal here?
+    migrations: list[PrincipalMigration] | None = None  # service principals' PATs → OAuth; None: not read
 
     @property
     def failed(self) -> bool:

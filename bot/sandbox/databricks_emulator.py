@@ -28,6 +28,9 @@ bad workspace-conf key or value, bad request body      400     INVALID_PARAMETER
 malformed JSON body                                    400     MALFORMED_REQUEST
 secret scope unknown                                   404     RESOURCE_DOES_NOT_EXIST
 secret scope already exists                            400     RESOURCE_ALREADY_EXISTS
+OAuth secret: unknown service principal id (or a user) 404     RESOURCE_DOES_NOT_EXIST
+OAuth secret: bad ``lifetime`` / above 730 days        400     INVALID_PARAMETER_VALUE
+OAuth secret: more than 5 for one service principal    400     INVALID_PARAMETER_VALUE
 SCIM: bad filter / unknown id                          400/404 SCIM error body (``detail``)
 injected faults: 429 (+ ``Retry-After``)               429     REQUEST_LIMIT_EXCEEDED
 injected faults: 503 (+ ``Retry-After``)               503     TEMPORARILY_UNAVAILABLE
@@ -38,8 +41,9 @@ this workspace" are the documented / observed Databricks answers. Real workspace
 403 "Invalid access token."; this emulator answers 401 ``UNAUTHENTICATED`` (which the SDK maps to
 ``Unauthenticated``), as newer Databricks front ends do.
 
-Token values are never logged, never part of ``repr`` and never stored in the request log (secret values in
-request bodies are redacted there too).
+Token values and OAuth secrets are never logged, never part of ``repr`` and never stored in the request log
+(secret values in request bodies are redacted there too); an OAuth secret's value is answered once, by its
+create call, and kept only as a hash.
 """
 
 from __future__ import annotations
@@ -70,9 +74,11 @@ __all__ = [
     "ACCOUNT",
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_ADMIN_TOKEN",
+    "MAX_SECRETS_PER_PRINCIPAL",
     "MAX_TOKENS_PER_PRINCIPAL",
     "DatabricksEmulator",
     "EmulatedPrincipal",
+    "EmulatedSpSecret",
     "EmulatedToken",
     "EmulatedWorkspace",
     "RecordedRequest",
@@ -232,6 +238,8 @@ class EmulatedWorkspace:
     obo_enabled: bool = True
     secrets: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     secret_scopes: set[str] = field(default_factory=set)
+    sp_secrets: list[EmulatedSpSecret] = field(default_factory=list)
+    """OAuth secrets of the service principals (service-principal secrets API), values never kept."""
     bearer_token: str = field(default=DEFAULT_ADMIN_TOKEN, repr=False)
     caller_id: int = 1_000_000_000_000_001
     """SCIM id of the admin the bearer token belongs to (``/Me``, creator of OBO tokens)."""
@@ -897,6 +905,9 @@ class DatabricksEmulator:
             return self._scim(ws, path.removeprefix("/api/2.0/preview/scim/v2/"), query)
         if path.startswith("/api/2.0/secrets/"):
             return self._secrets(ws, method, path.removeprefix("/api/2.0/secrets/"), query, body)
+        m = _SP_SECRETS_RE.fullmatch(path)
+        if m is not None:
+            return self._sp_secrets(ws, method, m.group(1), m.group(2), query, body)
         raise _not_found(method, path)
 
     def _list_tokens(self, ws: EmulatedWorkspace, query: dict[str, str]) -> _Response:
@@ -1146,6 +1157,67 @@ class DatabricksEmulator:
             return _Response(200, {})
         raise _not_found(method, f"/api/2.0/secrets/{action}")
 
+    # --------------------------------------------------------------------- service-principal OAuth secrets
+
+    def _sp_secrets(
+        self,
+        ws: EmulatedWorkspace,
+        method: str,
+        principal_id: str,
+        secret_id: str | None,
+        query: dict[str, str],
+        body: Any,
+    ) -> _Response:
+        """``/api/2.0/accounts/servicePrincipals/{id}/credentials/secrets[/{secret_id}]`` (workspace proxy).
+
+        ``{id}`` is the service principal's numeric SCIM id. Create answers the secret once; list never does.
+        """
+        sp = ws.principal(int(principal_id)) if principal_id.isdigit() else None
+        if sp is None or sp.kind != "service_principal":
+            raise _ApiError(
+                404, "RESOURCE_DOES_NOT_EXIST", f"Service principal {principal_id} does not exist."
+            )
+        owned = [s for s in ws.sp_secrets if s.principal_id == sp.id]
+        if secret_id is None and method == "GET":
+            return _Response(200, _sp_secret_page(owned, query))
+        if secret_id is None and method == "POST":
+            return self._create_sp_secret(ws, sp, owned, _object(body))
+        if secret_id is not None and method == "DELETE":
+            found = next((s for s in owned if s.secret_id == secret_id), None)
+            if found is None:
+                raise _ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Secret {secret_id} does not exist.")
+            ws.sp_secrets.remove(found)
+            return _Response(200, {})
+        raise _not_found(method, f"/api/2.0/accounts/servicePrincipals/{principal_id}/credentials/secrets")
+
+    def _create_sp_secret(
+        self,
+        ws: EmulatedWorkspace,
+        sp: EmulatedPrincipal,
+        owned: list[EmulatedSpSecret],
+        body: dict[str, Any],
+    ) -> _Response:
+        seconds = _sp_secret_lifetime(body.get("lifetime"))
+        scopes = _checked_scopes(body.get("scopes") or [])
+        if len(owned) >= MAX_SECRETS_PER_PRINCIPAL:
+            raise _ApiError(
+                400,
+                "INVALID_PARAMETER_VALUE",
+                f"A service principal can have at most {MAX_SECRETS_PER_PRINCIPAL} OAuth secrets.",
+            )
+        value = "dose" + secrets.token_hex(18)
+        now = self._now_ms()
+        secret = EmulatedSpSecret(
+            secret_id=secrets.token_hex(32),
+            principal_id=sp.id,
+            create_time=now,
+            expire_time=now + seconds * 1000,
+            scopes=scopes,
+            secret_hash=hashlib.sha256(value.encode()).hexdigest()[:12],
+        )
+        ws.sp_secrets.append(secret)
+        return _Response(200, {**secret.to_json(), "secret": value})
+
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -1357,6 +1429,80 @@ def _token_permissions_json(ws: EmulatedWorkspace) -> dict[str, Any]:
                 entry["display_name"] = principal.display_name
         acl.append(entry)
     return {"object_id": "authorization/tokens", "object_type": "tokens", "access_control_list": acl}
+
+
+# ------------------------------------------------------------------------ service-principal OAuth secrets
+
+MAX_SECRETS_PER_PRINCIPAL = 5
+"""Databricks allows five OAuth secrets per service principal."""
+MAX_SP_SECRET_LIFETIME_SECONDS = 730 * 86_400
+"""The longest (and the default) lifetime of an OAuth secret: 730 days."""
+_SP_SECRETS_RE = re.compile(r"/api/2\.0/accounts/servicePrincipals/([^/]+)/credentials/secrets(?:/([^/]+))?")
+_DURATION_RE = re.compile(r"^(\d+)(?:\.\d+)?s$")
+
+
+@dataclass
+class EmulatedSpSecret:
+    """One OAuth secret of a service principal, as ``SecretInfo`` describes it (times in epoch ms)."""
+
+    secret_id: str
+    principal_id: int
+    create_time: int
+    expire_time: int | None = None
+    scopes: list[str] = field(default_factory=list)
+    status: str = "ACTIVE"
+    secret_hash: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``SecretInfo`` JSON object (never the value)."""
+        body: dict[str, Any] = {
+            "id": self.secret_id,
+            "secret_hash": self.secret_hash,
+            "create_time": _rfc3339(self.create_time),
+            "update_time": _rfc3339(self.create_time),
+            "status": self.status,
+        }
+        if self.expire_time is not None:
+            body["expire_time"] = _rfc3339(self.expire_time)
+        if self.scopes:
+            body["scopes"] = list(self.scopes)
+        return body
+
+
+def _rfc3339(ms: int) -> str:
+    """``2023-01-01T19:30:41.000Z``, as the secrets API writes times."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _sp_secret_lifetime(raw: Any) -> int:
+    """The ``lifetime`` of a new secret (a protobuf duration such as ``"7776000s"``) in whole seconds."""
+    if raw is None:
+        return MAX_SP_SECRET_LIFETIME_SECONDS
+    match = _DURATION_RE.fullmatch(raw) if isinstance(raw, str) else None
+    if match is None:
+        raise _ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid lifetime: {str(raw)[:40]!r}.")
+    seconds = int(match.group(1))
+    if not 0 < seconds <= MAX_SP_SECRET_LIFETIME_SECONDS:
+        raise _ApiError(
+            400, "INVALID_PARAMETER_VALUE", "lifetime must be more than 0 and at most 730 days (63072000s)."
+        )
+    return seconds
+
+
+def _sp_secret_page(owned: list[EmulatedSpSecret], query: dict[str, str]) -> dict[str, Any]:
+    """One page of ``ListServicePrincipalSecretsResponse`` (``page_token`` is the offset, opaquely)."""
+    try:
+        size = int(query.get("page_size") or 100)
+        start = int(query["page_token"], 16) if query.get("page_token") else 0
+    except ValueError:
+        raise _ApiError(400, "INVALID_PARAMETER_VALUE", "Invalid page_size or page_token.") from None
+    size = max(1, min(size, 100))
+    page = owned[start : start + size]
+    listing: dict[str, Any] = {"secrets": [s.to_json() for s in page]}
+    if start + size < len(owned):
+        listing["next_page_token"] = f"{start + size:x}"
+    return listing
 
 
 # ------------------------------------------------------------------------------------------------ fleets

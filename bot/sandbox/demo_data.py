@@ -2,8 +2,8 @@
 
 Builds on :func:`~bot.sandbox.databricks_emulator.demo_fleet` (three workspaces of ten tokens) and adds
 ten tokens per workspace, an approver who owns tokens, a Databricks user who is not in Slack (the weekly
-summary lists them), a deactivated user (orphaned tokens), a second service principal and a user with no
-tokens at all.
+summary lists them), a deactivated user (orphaned tokens), a second service principal, a user with no
+tokens at all, and service principals at every step of the move from PATs to OAuth secrets.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.sandbox.databricks_emulator import EmulatedPrincipal, EmulatedToken, EmulatedWorkspace, demo_fleet
+from bot.sandbox.databricks_emulator import (
+    EmulatedPrincipal,
+    EmulatedSpSecret,
+    EmulatedToken,
+    EmulatedWorkspace,
+    demo_fleet,
+)
 from bot.sandbox.slack_emulator import SlackEmulator
 
 __all__ = [
@@ -213,6 +219,7 @@ def showcase_fleet(now: datetime) -> list[EmulatedWorkspace]:
                 )
             )
         _add_scope_data(ws)
+        _add_oauth_secrets(ws, now)
     return fleet
 
 
@@ -223,3 +230,40 @@ def _add_scope_data(ws: EmulatedWorkspace) -> None:
         if seen is not None:
             token.autoscope_state, inferred, backfill = seen
             token.inferred_scopes, token.backfill_scopes = list(inferred), list(backfill)
+
+
+# ------------------------------------------------------------------------ service principals on OAuth
+
+# (workspace, service principal) -> (secret created days ago, lifetime days): `airflow` moved to OAuth in
+# prod but its PAT is still used; `reporting-app` has only an OAuth secret in analytics, about to expire.
+# `etl-pipeline` is still on PATs everywhere: `/pat migrate etl-pipeline workspace=prod` is the walkthrough.
+_OAUTH_SECRETS: dict[tuple[str, str], tuple[int, int]] = {
+    ("prod", "airflow"): (20, 90),
+    ("analytics", "reporting-app"): (85, 90),
+}
+_OAUTH_ONLY = EmulatedPrincipal(
+    id=5_133_200_000_000_001,
+    kind="service_principal",
+    display_name="reporting-app",
+    application_id=str(uuid.uuid5(uuid.NAMESPACE_DNS, "reporting-app.example.com")),
+)
+
+
+def _add_oauth_secrets(ws: EmulatedWorkspace, now: datetime) -> None:
+    if ws.name == "analytics":
+        ws.principals.append(copy.copy(_OAUTH_ONLY))
+    for (ws_name, sp_name), (age_days, lifetime_days) in _OAUTH_SECRETS.items():
+        if ws_name != ws.name:
+            continue
+        sp = next(p for p in ws.principals if p.display_name == sp_name)
+        created = now - timedelta(days=age_days, hours=2)
+        ws.sp_secrets.append(
+            EmulatedSpSecret(
+                secret_id=hashlib.sha256(f"oauth:{ws.name}:{sp_name}".encode()).hexdigest(),
+                principal_id=sp.id,
+                create_time=_ms(created),
+                expire_time=_ms(created + timedelta(days=lifetime_days)),
+                scopes=["sql", "jobs"],
+                secret_hash=hashlib.sha256(f"hash:{sp_name}".encode()).hexdigest()[:12],
+            )
+        )

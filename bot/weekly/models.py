@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.approvals.in_doubt import InDoubt
+from bot.governance.migration import MigrationProgress
 from bot.governance.models import Finding, PrincipalType, TokenAssessment
 
 Block = dict[str, Any]
@@ -157,6 +158,7 @@ class WeeklySummary:
     reminders: ReminderResult | None = None
     attachments_note: str = ""
     in_doubt: list[InDoubt] = field(default_factory=list)  # approved requests with no known outcome
+    migration: MigrationProgress | None = None  # service principals from PATs to OAuth; None: not read
     scope_share: ScopeShare | None = None
 
 

@@ -32,4 +32,5 @@ def audit_now(services: Services, moment: datetime) -> FleetReport:
         services.policy,
         now=moment,
         max_workers=services.settings.audit_concurrency,
+        oauth=True,  # the summary shows the service principals' migration to OAuth
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.approvals import ApprovalError
 from bot.approvals.in_doubt import InDoubt, in_doubt_requests
 from bot.errors import ConfigError, GovernanceError
+from bot.governance.migration import MigrationState, count_states, fleet_migrations, migration_progress
 from bot.governance.models import FINDING_SEVERITY, Finding, FleetReport, TokenAssessment
 from bot.report import to_csv
 from bot.services import Services
@@ -205,6 +208,9 @@ def summary(
         attachments_note=note,
         in_doubt=_in_doubt(services),
     )
+    content = with_migration(
+        content, report, store.get(_migration_key(iso_week(moment - timedelta(days=7), tz)))
+    )
     message = render_summary(content)
     result = SummaryResult(
         week=week, dry_run=dry_run, summary=content, message=message, channel=channel, chart_note=chart_note
@@ -241,8 +247,46 @@ def summary(
     result.ts = str(posted.get("ts") or "") or None
     store.set(once_key, "posted", ex=MARKER_TTL_SECONDS)
     store.set(_totals_key(week), week_totals(report).to_json(), ex=TOTALS_TTL_SECONDS)
+    store_migration_counts(store, week, report)
     _attach(client, result, to_csv(report), png, sleep)
     return result
+
+
+# ------------------------------------------------------------------------- service principals to OAuth
+
+
+def _migration_key(week: str) -> str:
+    return f"patbot:summary:migration:{week}"
+
+
+def migration_counts_from_json(raw: str | bytes | None) -> dict[MigrationState, int] | None:
+    """Last week's principals per migration state, as stored; None when absent or unreadable."""
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw)
+        return {state: int(doc.get(state.value, 0)) for state in MigrationState}
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def with_migration(content: WeeklySummary, report: FleetReport, previous_raw: Any) -> WeeklySummary:
+    """The summary with the service principals' migration to OAuth, when the audit read their secrets."""
+    migrations = fleet_migrations(report)
+    if migrations is None:
+        return content
+    previous = migration_counts_from_json(previous_raw if isinstance(previous_raw, str | bytes) else None)
+    return replace(content, migration=migration_progress(migrations, previous))
+
+
+def store_migration_counts(store: Any, week: str, report: FleetReport) -> None:
+    """Keep this week's principals per state for next week's comparison (nothing when not read)."""
+    migrations = fleet_migrations(report)
+    if migrations is None:
+        return
+    counts: Mapping[MigrationState, int] = count_states(migrations)
+    doc = json.dumps({state.value: n for state, n in counts.items()}, sort_keys=True)
+    store.set(_migration_key(week), doc, ex=TOTALS_TTL_SECONDS)
 
 
 def _attach(
