@@ -46,6 +46,7 @@ from bot.services import Services, policy_from
 from bot.settings import Settings
 from bot.weekly import remind
 from handlers.weekly_blocks import reminder_message
+from handlers.weekly_chat import SlackChat
 
 BOT_TOKEN = "xoxb-bench"
 
@@ -141,7 +142,7 @@ def main() -> None:
             clock=lambda: now,
             redis=store,
         )
-        client = WebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=30)
+        client = SlackChat(WebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=30))
 
         real_start, start = time.perf_counter(), slack.now()
         result = remind(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the Slack and Databricks parts are imported only by the com
     from bot.operations import Operations
     from bot.secret_keys import SecretKeys
     from bot.services import Services
+    from bot.weekly.chat import Chat
     from handlers.context import SlackContext
     from handlers.metrics import Metrics
     from handlers.notifier import SlackNotifier
@@ -177,12 +178,19 @@ class Application:
         from handlers.weekly_blocks import reminder_message, summary_message
 
         return weekly_job(
-            self.services, self.weekly_client, render_dm=reminder_message, render_summary=summary_message
+            self.services, self.weekly_chat, render_dm=reminder_message, render_summary=summary_message
         )
 
     @cached_property
+    def weekly_chat(self) -> Chat:
+        """The weekly job's chat port over Slack (without retry handlers: the job paces itself)."""
+        from handlers.weekly_chat import SlackChat
+
+        return SlackChat(self.weekly_client)
+
+    @cached_property
     def weekly_client(self) -> WebClient:
-        """A `WebClient` for `PATBOT_SLACK_API_URL` without 429 retry handlers: the weekly job paces itself."""
+        """A `WebClient` for `PATBOT_SLACK_API_URL`."""
         from slack_sdk import WebClient
 
         settings = self.settings

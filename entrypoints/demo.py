@@ -174,7 +174,7 @@ def _weekly_job(parts: Application) -> tuple[WeeklyJob | None, str]:
     def run() -> str:
         reminders, posted = run_weekly(
             parts.services,
-            parts.weekly_client,
+            parts.weekly_chat,
             render_dm=reminder_message,
             render_summary=summary_message,
         )

@@ -49,7 +49,7 @@ def run_weekly_command(
     err = err or sys.stderr
     try:
         svc = parts.services
-        slack = parts.weekly_client
+        slack = parts.weekly_chat
         if args.command == "remind":
             if svc.embedded_store and not args.dry_run:
                 # Each `patbot remind` is a new process: an in-memory store forgets who was DMed.

@@ -1,11 +1,13 @@
 """The weekly job: reminder DMs to owners of stale or non-expiring tokens, and the admin summary.
 
-Slack-free in the Bolt sense: it talks to Slack through a ``slack_sdk.WebClient`` only, and renders
-messages through functions handed in by the caller (``handlers.weekly_blocks``).
+Slack-free: it talks to the chat platform through the `Chat` port (``chat``; ``handlers.weekly_chat``
+implements it over Slack) and renders messages through functions handed in by the caller
+(``handlers.weekly_blocks``).
 
 - ``models``       the records: a rendered message, an owner's reminder, a run's results, the summary
 - ``sources``      what the job works from: the Redis store and the fleet audit
-- ``slack_calls``  one Slack call at a time, waiting out 429s; `SlackUnavailable`
+- ``chat``         the port: four calls, and three kinds of failure (refused, not sent, no answer)
+- ``slack_calls``  one call at a time, waiting out rate limits; `SlackUnavailable`
 - ``directory``    e-mail → Slack user (`SlackOwners`)
 - ``pacing``       the shared DM rate that 429s slow down (`RatePacer`)
 - ``ledger``       the exactly-once markers, one per owner and ISO week (`ReminderLedger`)
@@ -19,6 +21,7 @@ messages through functions handed in by the caller (``handlers.weekly_blocks``).
 
 from bot.approvals import StoreUnavailable
 from bot.weekly.chart import findings_chart_png
+from bot.weekly.chat import Chat, ChatNoAnswer, ChatNotSent, ChatRefused
 from bot.weekly.directory import DIRECTORY_TTL_SECONDS, SlackOwners
 from bot.weekly.job import run_weekly, weekly_job
 from bot.weekly.ledger import DEFAULT_LEASE_SECONDS, MARKER_TTL_SECONDS, Claim, ReminderLedger
@@ -39,7 +42,7 @@ from bot.weekly.models import (
 )
 from bot.weekly.pacing import DEFAULT_RATE_PER_MINUTE, RatePacer
 from bot.weekly.reminders import DEFAULT_CONCURRENCY, DM_FINDINGS, dm_lines, plan_reminders, remind
-from bot.weekly.slack_calls import SlackUnavailable, call_slack, retry_after
+from bot.weekly.slack_calls import SlackUnavailable, call_slack
 from bot.weekly.sources import audit_now
 from bot.weekly.summary import (
     TOTALS_TTL_SECONDS,
@@ -62,6 +65,10 @@ __all__ = [
     "MARKER_TTL_SECONDS",
     "TOTALS_TTL_SECONDS",
     "Block",
+    "Chat",
+    "ChatNoAnswer",
+    "ChatNotSent",
+    "ChatRefused",
     "Claim",
     "DmRenderer",
     "FlaggedToken",
@@ -91,7 +98,6 @@ __all__ = [
     "plan_reminders",
     "previous_count",
     "remind",
-    "retry_after",
     "run_weekly",
     "scope_share",
     "summary",

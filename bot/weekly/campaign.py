@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackRequestError
 
+from bot.weekly.chat import Chat, ChatNoAnswer, ChatNotSent, ChatRefused
 from bot.weekly.ledger import Claim, ReminderLedger
 from bot.weekly.models import DmRenderer, OwnerReminder, Rendered
 from bot.weekly.pacing import RatePacer
-from bot.weekly.slack_calls import CallTally, retry_after, slack_error
+from bot.weekly.slack_calls import CallTally
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +40,18 @@ class Outcome:
     detail: str = ""
 
 
-def _connection_refused(exc: BaseException) -> bool:
-    reason = getattr(exc, "reason", None)
-    return isinstance(exc, ConnectionRefusedError) or isinstance(reason, ConnectionRefusedError)
-
-
 class Campaign:
     """One run's DMs: claim, pace, post, mark — per owner, on a bounded pool."""
 
     def __init__(
         self,
-        client: WebClient,
+        chat: Chat,
         ledger: ReminderLedger,
         pacer: RatePacer,
         render_dm: DmRenderer,
         max_attempts: int = MAX_RATE_LIMITED_ATTEMPTS,
     ) -> None:
-        self.client = client
+        self.chat = chat
         self.ledger = ledger
         self.pacer = pacer
         self.render_dm = render_dm
@@ -95,33 +89,25 @@ class Campaign:
                 return Outcome(Status.FAILED, f"cannot reach Redis ({type(exc).__name__})")
             self.calls.add()
             try:
-                self.client.chat_postMessage(
-                    channel=reminder.user_id or "",  # a user ID posts to the app's DM with that user
-                    text=message.text,
-                    blocks=message.blocks,
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
-            except SlackApiError as exc:
-                wait = retry_after(exc)
+                # A user ID posts to the app's DM with that user.
+                self.chat.post_message(reminder.user_id or "", message.text, message.blocks)
+            except ChatRefused as exc:
+                wait = exc.retry_after
                 if wait is None:
                     self._release(email)
-                    return Outcome(Status.FAILED, f"Slack answered {slack_error(exc)}")
+                    return Outcome(Status.FAILED, f"Slack answered {exc.error}")
                 self.pacer.rate_limited(wait)
                 # If Redis fails here the lease simply runs out; the DM was not delivered either way.
                 with contextlib.suppress(redis.RedisError):
                     self.ledger.back_off(email, wait)
                 continue
-            except SlackRequestError as exc:  # refused by the SDK before anything was sent
+            except ChatNotSent as exc:
                 self._release(email)
-                return Outcome(Status.FAILED, f"invalid request ({exc})")
-            except Exception as exc:
-                if _connection_refused(exc):
-                    self._release(email)
-                    return Outcome(Status.FAILED, "cannot connect to Slack")
+                return Outcome(Status.FAILED, str(exc))
+            except ChatNoAnswer as exc:
                 # Timeout or dropped connection after the request left: Slack may have posted it.
-                log.warning("no answer from Slack for %s's reminder (%s)", email, type(exc).__name__)
-                return Outcome(Status.IN_DOUBT, f"no answer from Slack ({type(exc).__name__})")
+                log.warning("no answer from Slack for %s's reminder (%s)", email, exc)
+                return Outcome(Status.IN_DOUBT, f"no answer from Slack ({exc})")
             self.pacer.succeeded()
             try:
                 self.ledger.mark_sent(email)

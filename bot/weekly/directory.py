@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from bot.weekly.slack_calls import CallTally, SlackUnavailable, call_slack, slack_error
+from bot.weekly.chat import Chat, ChatRefused
+from bot.weekly.slack_calls import CallTally, SlackUnavailable, call_slack
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +30,14 @@ class SlackOwners:
 
     def __init__(
         self,
-        client: WebClient,
+        chat: Chat,
         store: redis.Redis[Any],
         *,
         ttl_seconds: int = DIRECTORY_TTL_SECONDS,
         page_size: int = 200,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.client = client
+        self.chat = chat
         self.store = store
         self.ttl_seconds = ttl_seconds
         self.page_size = page_size
@@ -65,14 +64,14 @@ class SlackOwners:
         while True:
             try:
                 page = call_slack(
-                    functools.partial(self.client.users_list, limit=self.page_size, cursor=cursor or None),
+                    functools.partial(self.chat.users_page, self.page_size, cursor or None),
                     "users.list",
                     sleep=self.sleep,
                     calls=self.calls,
                 )
-            except SlackApiError as exc:
+            except ChatRefused as exc:
                 raise SlackUnavailable(
-                    f"Slack answered {slack_error(exc)} to users.list; check SLACK_BOT_TOKEN and the "
+                    f"Slack answered {exc.error} to users.list; check SLACK_BOT_TOKEN and the "
                     "users:read and users:read.email scopes"
                 ) from None
             for member in page.get("members") or []:
@@ -89,16 +88,16 @@ class SlackOwners:
         """The active person with this e-mail through ``users.lookupByEmail``, or None."""
         try:
             found = call_slack(
-                lambda: self.client.users_lookupByEmail(email=email),
+                lambda: self.chat.user_by_email(email),
                 "users.lookupByEmail",
                 sleep=self.sleep,
                 calls=self.calls,
             )
-        except SlackApiError as exc:
-            if slack_error(exc) == "users_not_found":
+        except ChatRefused as exc:
+            if exc.error == "users_not_found":
                 return None
             raise SlackUnavailable(
-                f"Slack answered {slack_error(exc)} to users.lookupByEmail; check the users:read.email scope"
+                f"Slack answered {exc.error} to users.lookupByEmail; check the users:read.email scope"
             ) from None
         user = found.get("user") or {}
         if user.get("deleted") or user.get("is_bot") or not user.get("id"):

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from slack_sdk import WebClient
-
 from bot.services import Services
+from bot.weekly.chat import Chat
 from bot.weekly.models import DmRenderer, ReminderResult, SummaryRenderer, SummaryResult
 from bot.weekly.reminders import remind
 from bot.weekly.sources import audit_now
@@ -21,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def run_weekly(
     services: Services,
-    client: WebClient,
+    chat: Chat,
     *,
     render_dm: DmRenderer,
     render_summary: SummaryRenderer,
@@ -31,10 +30,10 @@ def run_weekly(
     """The scheduled job: one audit, this week's reminders, then the summary (once per week)."""
     moment = now or services.clock()
     report = audit_now(services, moment)
-    reminders = remind(services, client, render_dm=render_dm, now=moment, report=report, **remind_options)
+    reminders = remind(services, chat, render_dm=render_dm, now=moment, report=report, **remind_options)
     posted = summary(
         services,
-        client,
+        chat,
         render_summary=render_summary,
         now=moment,
         report=report,
@@ -46,7 +45,7 @@ def run_weekly(
 
 def weekly_job(
     services: Services,
-    client: WebClient,
+    chat: Chat,
     *,
     render_dm: DmRenderer,
     render_summary: SummaryRenderer,
@@ -57,7 +56,7 @@ def weekly_job(
 
     def job() -> bool:
         reminders, posted = run_weekly(
-            services, client, render_dm=render_dm, render_summary=render_summary, **remind_options
+            services, chat, render_dm=render_dm, render_summary=render_summary, **remind_options
         )
         log.info(
             "weekly job %s: %d DM(s) sent, %d failed, %d in doubt; summary %s",

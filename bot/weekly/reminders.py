@@ -9,17 +9,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from slack_sdk import WebClient
-
 from bot.governance.findings import suggested_scopes
 from bot.governance.models import Finding, FleetReport, PrincipalType
 from bot.services import Services
 from bot.weekly.campaign import Campaign, Status, run_campaign
+from bot.weekly.chat import Chat
 from bot.weekly.directory import SlackOwners
 from bot.weekly.ledger import DEFAULT_LEASE_SECONDS, Claim, ReminderLedger
 from bot.weekly.models import DmRenderer, FlaggedToken, OwnerReminder, ReminderResult, iso_week
 from bot.weekly.pacing import DEFAULT_RATE_PER_MINUTE, RatePacer
-from bot.weekly.slack_calls import without_retry_handlers
 from bot.weekly.sources import audit_now, require_store
 
 log = logging.getLogger(__name__)
@@ -73,7 +71,7 @@ def plan_reminders(report: FleetReport, week: str) -> tuple[list[OwnerReminder],
 
 def remind(
     services: Services,
-    client: WebClient,
+    chat: Chat,
     *,
     render_dm: DmRenderer,
     dry_run: bool = False,
@@ -100,7 +98,7 @@ def remind(
     week = iso_week(moment, services.settings.timezone)
     report = report if report is not None else audit_now(services, moment)
     reminders, principal_tokens = plan_reminders(report, week)
-    directory = owners or SlackOwners(client, store, sleep=sleep)
+    directory = owners or SlackOwners(chat, store, sleep=sleep)
     calls_before = directory.calls.value
     found, missing = directory.resolve(r.email for r in reminders)
     result = ReminderResult(
@@ -125,7 +123,7 @@ def remind(
         return result
 
     campaign = Campaign(
-        without_retry_handlers(client),
+        chat,
         ledger,
         RatePacer(rate_per_minute, clock=clock, sleep=sleep),
         render_dm,

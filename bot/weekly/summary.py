@@ -11,9 +11,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-
 from bot.approvals import ApprovalError
 from bot.approvals.in_doubt import InDoubt, in_doubt_requests
 from bot.errors import ConfigError, GovernanceError
@@ -22,6 +19,7 @@ from bot.governance.models import FINDING_SEVERITY, Finding, FleetReport, TokenA
 from bot.report import to_csv
 from bot.services import Services
 from bot.weekly.chart import chart_available, findings_chart_png
+from bot.weekly.chat import Chat, ChatRefused
 from bot.weekly.directory import SlackOwners
 from bot.weekly.ledger import DEFAULT_LEASE_SECONDS, MARKER_TTL_SECONDS
 from bot.weekly.models import (
@@ -35,7 +33,7 @@ from bot.weekly.models import (
     iso_week,
 )
 from bot.weekly.reminders import plan_reminders
-from bot.weekly.slack_calls import SlackUnavailable, call_slack, slack_error
+from bot.weekly.slack_calls import SlackUnavailable, call_slack
 from bot.weekly.sources import audit_now, require_store
 
 log = logging.getLogger(__name__)
@@ -147,7 +145,7 @@ def _totals_key(week: str) -> str:
 
 def summary(
     services: Services,
-    client: WebClient,
+    chat: Chat,
     *,
     render_summary: SummaryRenderer,
     dry_run: bool = False,
@@ -178,7 +176,7 @@ def summary(
         principal_tokens = len(reminders.service_principal_tokens)
     else:
         planned, principals = plan_reminders(report, week)
-        directory = owners or SlackOwners(client, store, sleep=sleep)
+        directory = owners or SlackOwners(chat, store, sleep=sleep)
         _, not_in_slack = directory.resolve(r.email for r in planned)
         principal_tokens = len(principals)
     raw_previous = store.get(_totals_key(iso_week(moment - timedelta(days=7), tz)))
@@ -226,18 +224,16 @@ def summary(
         return result
     try:
         posted = call_slack(
-            lambda: client.chat_postMessage(
-                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False
-            ),
+            lambda: chat.post_message(channel, message.text, message.blocks),
             "chat.postMessage",
             sleep=sleep,
         )
-    except SlackApiError as exc:
+    except ChatRefused as exc:
         if claimed:
             store.delete(once_key)
         raise SlackUnavailable(
-            f"Slack answered {slack_error(exc)} when posting to PATBOT_ADMIN_CHANNEL {channel}"
-            + ("; invite patbot to the channel" if slack_error(exc) == "not_in_channel" else "")
+            f"Slack answered {exc.error} when posting to PATBOT_ADMIN_CHANNEL {channel}"
+            + ("; invite patbot to the channel" if exc.error == "not_in_channel" else "")
         ) from None
     except BaseException:
         if claimed:
@@ -248,7 +244,7 @@ def summary(
     store.set(once_key, "posted", ex=MARKER_TTL_SECONDS)
     store.set(_totals_key(week), week_totals(report).to_json(), ex=TOTALS_TTL_SECONDS)
     store_migration_counts(store, week, report)
-    _attach(client, result, to_csv(report), png, sleep)
+    _attach(chat, result, to_csv(report), png, sleep)
     return result
 
 
@@ -290,7 +286,7 @@ def store_migration_counts(store: Any, week: str, report: FleetReport) -> None:
 
 
 def _attach(
-    client: WebClient, result: SummaryResult, csv_text: str, png: bytes | None, sleep: Callable[[float], None]
+    chat: Chat, result: SummaryResult, csv_text: str, png: bytes | None, sleep: Callable[[float], None]
 ) -> None:
     files: list[dict[str, Any]] = [
         {
@@ -305,17 +301,17 @@ def _attach(
         )
     try:
         call_slack(
-            lambda: client.files_upload_v2(file_uploads=files, channel=result.channel, thread_ts=result.ts),
+            lambda: chat.upload_files(result.channel or "", result.ts or "", files),
             "files upload",
             sleep=sleep,
         )
-    except SlackApiError as exc:
-        result.problems.append(f"could not attach the report files: Slack answered {slack_error(exc)}")
+    except ChatRefused as exc:
+        result.problems.append(f"could not attach the report files: Slack answered {exc.error}")
         return
     except GovernanceError as exc:
         result.problems.append(f"could not attach the report files: {exc.user_message}")
         return
-    except Exception as exc:  # e.g. the upload URL refused the bytes (SlackRequestError)
+    except Exception as exc:  # e.g. the upload URL refused the bytes
         log.warning("report upload failed", exc_info=True)
         result.problems.append(f"could not attach the report files ({type(exc).__name__})")
         return

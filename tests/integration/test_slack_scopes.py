@@ -14,6 +14,7 @@ from bot.weekly import remind
 from handlers.approval_blocks import ACTION_CONFIRM
 from handlers.blocks import ACTION_NARROW_OWN
 from handlers.weekly_blocks import reminder_message
+from handlers.weekly_chat import SlackChat
 from tests.fixtures.emulators import ADMIN_CHANNEL, BOT_TOKEN, Bot, People, wait_until
 from tests.integration.test_slack_provisioning import OBO, approve_latest, ask, sp_tokens
 from tests.integration.test_slack_revoke import button_value, text_of
@@ -214,7 +215,7 @@ def test_rotating_a_full_access_token_keeps_it_full_access_without_autoscope(
 
 def test_the_narrow_button_in_a_reminder_dm_makes_one_patch(bot: Bot, people: People) -> None:
     token = seen_using(bot.databricks, "dbt prod", ["sql"])
-    client = WebClient(token=BOT_TOKEN, base_url=bot.slack.api_url)
+    client = SlackChat(WebClient(token=BOT_TOKEN, base_url=bot.slack.api_url))
     result = remind(bot.services, client, render_dm=reminder_message)
     assert "alice@example.com" in result.sent
     (dm,) = wait_until(lambda: bot.slack.messages_to(people.alice))

@@ -54,6 +54,7 @@ from entrypoints.bootstrap import Application
 from entrypoints.weekly import run_weekly_command
 from handlers.blocks import ACTION_REVOKE_OWN
 from handlers.weekly_blocks import reminder_message, summary_message
+from handlers.weekly_chat import SlackChat
 from tests.fixtures.emulators import emulator_fleet
 
 pytestmark = pytest.mark.integration
@@ -69,10 +70,10 @@ BOT_TOKEN = "xoxb-test"
 SCALE = 50.0
 
 
-def parts_of(services: Services, client: WebClient | None = None) -> Application:
-    """The composition root around these services (and this Slack client for the weekly job)."""
+def parts_of(services: Services, chat: SlackChat | None = None) -> Application:
+    """The composition root around these services (and this chat port for the weekly job)."""
     parts = Application(services.settings).replace(services=services)
-    return parts.replace(weekly_client=client) if client is not None else parts
+    return parts.replace(weekly_chat=chat) if chat is not None else parts
 
 
 def email(i: int) -> str:
@@ -224,15 +225,16 @@ def report(services: Services) -> FleetReport:
     return audit_now(services, NOW)
 
 
-def client_for(slack: SlackEmulator) -> WebClient:
-    return WebClient(token=BOT_TOKEN, base_url=slack.api_url)
+def client_for(slack: SlackEmulator) -> SlackChat:
+    return SlackChat(WebClient(token=BOT_TOKEN, base_url=slack.api_url))
 
 
 def run_remind(services: Services, slack: SlackEmulator, client: WebClient | None = None, **kw: Any):
     kw.setdefault("sleep", slack.sleep)
     kw.setdefault("clock", slack.now)
     kw.setdefault("poll_seconds", 0.5)
-    return remind(services, client or client_for(slack), render_dm=reminder_message, **kw)
+    chat = SlackChat(client) if client is not None else client_for(slack)
+    return remind(services, chat, render_dm=reminder_message, **kw)
 
 
 def dms_by_user(slack: SlackEmulator, user_ids: dict[str, str]) -> Counter[str]:

@@ -17,6 +17,7 @@ from bot.services import Services, policy_from
 from bot.settings import Settings
 from bot.weekly import summary
 from handlers.weekly_blocks import summary_message
+from handlers.weekly_chat import SlackChat
 from tests.fixtures.emulators import emulator_fleet
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ def test_summary_counts_states_with_weekly_change_and_proposes_revocations(
     slack_fast: SlackEmulator, databricks_now: DatabricksEmulator, redis_url: str
 ) -> None:
     services = services_for(slack_fast, databricks_now, redis_url)
-    client = WebClient(token=BOT_TOKEN, base_url=slack_fast.api_url)
+    client = SlackChat(WebClient(token=BOT_TOKEN, base_url=slack_fast.api_url))
     first = summary(
         services,
         client,

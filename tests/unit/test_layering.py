@@ -1,4 +1,4 @@
-"""The core knows no Slack: no bot/ module loads slack_bolt, handlers/ or entrypoints/."""
+"""The core knows no Slack: no bot/ module loads slack_bolt, slack_sdk, handlers/ or entrypoints/."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import bot
 
 # The emulators stand in for Slack and Databricks in tests and the demo; they import no surface either.
-FORBIDDEN = ("slack_bolt", "handlers", "entrypoints")
+FORBIDDEN = ("slack_bolt", "slack_sdk", "handlers", "entrypoints")
 
 
 def core_modules() -> list[str]:
