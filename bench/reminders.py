@@ -44,7 +44,7 @@ from bot.governance.models import (
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.services import Services, policy_from
 from bot.settings import Settings
-from bot.weekly import remind
+from bot.weekly import RemindOptions, remind
 from handlers.weekly_blocks import reminder_message
 from handlers.weekly_chat import SlackChat
 
@@ -148,12 +148,14 @@ def main() -> None:
         result = remind(
             services,
             client,
-            render_dm=reminder_message,
-            report=report,
-            concurrency=args.concurrency,
-            rate_per_minute=args.pace or args.rate,
-            sleep=slack.sleep,
-            clock=slack.now,
+            reminder_message,
+            RemindOptions(
+                report=report,
+                concurrency=args.concurrency,
+                rate_per_minute=args.pace or args.rate,
+                sleep=slack.sleep,
+                clock=slack.now,
+            ),
         )
         campaign, real = slack.now() - start, time.perf_counter() - real_start
 

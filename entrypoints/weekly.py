@@ -43,7 +43,7 @@ def run_weekly_command(
     import redis
     from slack_sdk.errors import SlackApiError
 
-    from bot.weekly import remind, summary
+    from bot.weekly import RemindOptions, SummaryOptions, remind, summary
     from handlers.weekly_blocks import reminder_message, summary_message
 
     err = err or sys.stderr
@@ -57,7 +57,7 @@ def run_weekly_command(
                     "REDIS_URL is required for patbot remind: without a shared Redis the at-most-one-DM-a-week "
                     "guarantee cannot hold across runs (--dry-run works without it)"
                 )
-            result = remind(svc, slack, render_dm=reminder_message, dry_run=args.dry_run)
+            result = remind(svc, slack, reminder_message, RemindOptions(dry_run=args.dry_run))
             return _report_reminders(result, out, err)
         if args.command == "summary":
             force = bool(getattr(args, "force", False))
@@ -66,7 +66,7 @@ def run_weekly_command(
                     "REDIS_URL is required for patbot summary: without a shared Redis it cannot tell whether "
                     "this week's summary was already posted (--dry-run works without it; --force posts anyway)"
                 )
-            posted = summary(svc, slack, render_summary=summary_message, dry_run=args.dry_run, force=force)
+            posted = summary(svc, slack, summary_message, SummaryOptions(dry_run=args.dry_run, force=force))
             return _report_summary(posted, out, err)
     except GovernanceError as exc:
         print(f"patbot: {exc.user_message}", file=err)

@@ -40,8 +40,9 @@ from bot.weekly.models import (
     WeekTotals,
     iso_week,
 )
+from bot.weekly.options import DEFAULT_CONCURRENCY, RemindOptions, SummaryOptions
 from bot.weekly.pacing import DEFAULT_RATE_PER_MINUTE, RatePacer
-from bot.weekly.reminders import DEFAULT_CONCURRENCY, DM_FINDINGS, dm_lines, plan_reminders, remind
+from bot.weekly.reminders import DM_FINDINGS, dm_lines, plan_reminders, remind
 from bot.weekly.slack_calls import SlackUnavailable, call_slack
 from bot.weekly.sources import audit_now
 from bot.weekly.summary import (
@@ -75,6 +76,7 @@ __all__ = [
     "OwnerReminder",
     "OwnerTally",
     "RatePacer",
+    "RemindOptions",
     "ReminderLedger",
     "ReminderResult",
     "Rendered",
@@ -82,6 +84,7 @@ __all__ = [
     "SlackOwners",
     "SlackUnavailable",
     "StoreUnavailable",
+    "SummaryOptions",
     "SummaryRenderer",
     "SummaryResult",
     "WeekRuns",

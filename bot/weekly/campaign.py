@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,6 +14,7 @@ import redis
 from bot.weekly.chat import Chat, ChatNoAnswer, ChatNotSent, ChatRefused
 from bot.weekly.ledger import Claim, ReminderLedger
 from bot.weekly.models import DmRenderer, OwnerReminder, Rendered
+from bot.weekly.options import RemindOptions
 from bot.weekly.pacing import RatePacer
 from bot.weekly.slack_calls import CallTally
 
@@ -125,15 +126,15 @@ class Campaign:
 
 
 def run_campaign(
-    campaign: Campaign,
-    targets: Sequence[OwnerReminder],
-    concurrency: int,
-    lease_seconds: float,
-    poll_seconds: float,
-    sleep: Callable[[float], None],
-    wall: Callable[[], float],
+    campaign: Campaign, targets: Sequence[OwnerReminder], options: RemindOptions
 ) -> dict[str, Outcome]:
     """Deliver to every target; owners held by another live run are re-checked until they resolve."""
+    concurrency, lease_seconds, poll_seconds = (
+        options.concurrency,
+        options.lease_seconds,
+        options.poll_seconds,
+    )
+    sleep, wall = options.sleep, options.wall
     outcomes: dict[str, Outcome] = {}
     pending = list(targets)
     deadline: float | None = None

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from dataclasses import replace
 
 from bot.services import Services
 from bot.weekly.chat import Chat
 from bot.weekly.models import DmRenderer, ReminderResult, SummaryRenderer, SummaryResult
+from bot.weekly.options import RemindOptions, SummaryOptions
 from bot.weekly.reminders import remind
 from bot.weekly.sources import audit_now
 from bot.weekly.summary import summary
@@ -24,21 +23,18 @@ def run_weekly(
     *,
     render_dm: DmRenderer,
     render_summary: SummaryRenderer,
-    now: datetime | None = None,
-    **remind_options: Any,
+    options: RemindOptions | None = None,
 ) -> tuple[ReminderResult, SummaryResult]:
     """The scheduled job: one audit, this week's reminders, then the summary (once per week)."""
-    moment = now or services.clock()
+    o = options or RemindOptions()
+    moment = o.now or services.clock()
     report = audit_now(services, moment)
-    reminders = remind(services, chat, render_dm=render_dm, now=moment, report=report, **remind_options)
+    reminders = remind(services, chat, render_dm, replace(o, now=moment, report=report))
     posted = summary(
         services,
         chat,
-        render_summary=render_summary,
-        now=moment,
-        report=report,
-        reminders=reminders,
-        sleep=remind_options.get("sleep", time.sleep),
+        render_summary,
+        SummaryOptions(now=moment, report=report, reminders=reminders, sleep=o.sleep),
     )
     return reminders, posted
 
@@ -49,14 +45,14 @@ def weekly_job(
     *,
     render_dm: DmRenderer,
     render_summary: SummaryRenderer,
-    **remind_options: Any,
+    options: RemindOptions | None = None,
 ) -> Callable[[], bool]:
     """The scheduler's job: `run_weekly` with a one-line log of what it did; True when it completed
     (every DM delivered or accounted for, the summary posted), else the next scheduled time retries."""
 
     def job() -> bool:
         reminders, posted = run_weekly(
-            services, chat, render_dm=render_dm, render_summary=render_summary, **remind_options
+            services, chat, render_dm=render_dm, render_summary=render_summary, options=options
         )
         log.info(
             "weekly job %s: %d DM(s) sent, %d failed, %d in doubt; summary %s",

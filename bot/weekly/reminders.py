@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
 from bot.governance.findings import suggested_scopes
 from bot.governance.models import Finding, FleetReport, PrincipalType
@@ -15,17 +12,16 @@ from bot.services import Services
 from bot.weekly.campaign import Campaign, Status, run_campaign
 from bot.weekly.chat import Chat
 from bot.weekly.directory import SlackOwners
-from bot.weekly.ledger import DEFAULT_LEASE_SECONDS, Claim, ReminderLedger
+from bot.weekly.ledger import Claim, ReminderLedger
 from bot.weekly.models import DmRenderer, FlaggedToken, OwnerReminder, ReminderResult, iso_week
-from bot.weekly.pacing import DEFAULT_RATE_PER_MINUTE, RatePacer
+from bot.weekly.options import RemindOptions
+from bot.weekly.pacing import RatePacer
 from bot.weekly.sources import audit_now, require_store
 
 log = logging.getLogger(__name__)
 
 DM_FINDINGS = frozenset({Finding.STALE, Finding.NON_EXPIRING})
 """A token with one of these earns its owner the weekly DM."""
-
-DEFAULT_CONCURRENCY = 8
 
 
 def plan_reminders(report: FleetReport, week: str) -> tuple[list[OwnerReminder], list[FlaggedToken]]:
@@ -70,29 +66,14 @@ def plan_reminders(report: FleetReport, week: str) -> tuple[list[OwnerReminder],
 
 
 def remind(
-    services: Services,
-    chat: Chat,
-    *,
-    render_dm: DmRenderer,
-    dry_run: bool = False,
-    now: datetime | None = None,
-    report: FleetReport | None = None,
-    owners: SlackOwners | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    rate_per_minute: float = DEFAULT_RATE_PER_MINUTE,
-    lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    poll_seconds: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    wall: Callable[[], float] = time.time,
-    run_id: str | None = None,
+    services: Services, chat: Chat, render_dm: DmRenderer, options: RemindOptions | None = None
 ) -> ReminderResult:
     """Send this ISO week's reminder DMs: one per owner holding a stale or non-expiring token.
 
-    Idempotent per week and owner across restarts and concurrent runs. `sleep` and `clock` pace the
-    campaign and wait out 429s (a benchmark injects emulated time); `wall` times the claims' leases.
-    With `dry_run`, Slack is only read (to match owners) and no marker is written.
+    Idempotent per week and owner across restarts and concurrent runs.
     """
+    o = options or RemindOptions()
+    dry_run, now, report, owners, sleep = o.dry_run, o.now, o.report, o.owners, o.sleep
     store = require_store(services)
     moment = now or services.clock()
     week = iso_week(moment, services.settings.timezone)
@@ -109,7 +90,7 @@ def remind(
         unreadable_workspaces={ws.workspace.label: ws.error or "unknown error" for ws in report.failed},
     )
     targets = [replace(r, user_id=found[r.email]) for r in reminders if r.email in found]
-    ledger = ReminderLedger(store, week, run_id=run_id, lease_seconds=lease_seconds, wall=wall)
+    ledger = ReminderLedger(store, week, run_id=o.run_id, lease_seconds=o.lease_seconds, wall=o.wall)
     if dry_run:
         for reminder in targets:
             state = ledger.peek(reminder.email)
@@ -125,10 +106,10 @@ def remind(
     campaign = Campaign(
         chat,
         ledger,
-        RatePacer(rate_per_minute, clock=clock, sleep=sleep),
+        RatePacer(o.rate_per_minute, clock=o.clock, sleep=sleep),
         render_dm,
     )
-    outcomes = run_campaign(campaign, targets, concurrency, lease_seconds, poll_seconds, sleep, wall)
+    outcomes = run_campaign(campaign, targets, o)
     for reminder in targets:
         outcome = outcomes[reminder.email]
         if outcome.status is Status.ALREADY_SENT:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bot.approvals import ApprovalError
@@ -32,6 +31,7 @@ from bot.weekly.models import (
     WeekTotals,
     iso_week,
 )
+from bot.weekly.options import SummaryOptions
 from bot.weekly.reminders import plan_reminders
 from bot.weekly.slack_calls import SlackUnavailable, call_slack
 from bot.weekly.sources import audit_now, require_store
@@ -144,25 +144,16 @@ def _totals_key(week: str) -> str:
 
 
 def summary(
-    services: Services,
-    chat: Chat,
-    *,
-    render_summary: SummaryRenderer,
-    dry_run: bool = False,
-    now: datetime | None = None,
-    report: FleetReport | None = None,
-    reminders: ReminderResult | None = None,
-    owners: SlackOwners | None = None,
-    force: bool = False,
-    chart: bool = True,
-    sleep: Callable[[float], None] = time.sleep,
+    services: Services, chat: Chat, render_summary: SummaryRenderer, options: SummaryOptions | None = None
 ) -> SummaryResult:
     """Post the admin-channel summary with the full CSV (and a chart) in its thread.
 
-    `reminders` (this week's reminder run) supplies the owners not in Slack; without it they are
-    matched here. Idempotent per ISO week: a second call in the same week posts nothing
-    (``already_posted``), unless `force` posts again on purpose.
+    Idempotent per ISO week: a second call in the same week posts nothing (``already_posted``), unless
+    `options.force` posts again on purpose.
     """
+    o = options or SummaryOptions()
+    dry_run, now, report, reminders, owners = o.dry_run, o.now, o.report, o.reminders, o.owners
+    force, chart, sleep = o.force, o.chart, o.sleep
     channel = services.settings.admin_channel
     if channel is None and not dry_run:
         raise ConfigError("PATBOT_ADMIN_CHANNEL is required but not set")

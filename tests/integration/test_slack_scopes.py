@@ -216,7 +216,7 @@ def test_rotating_a_full_access_token_keeps_it_full_access_without_autoscope(
 def test_the_narrow_button_in_a_reminder_dm_makes_one_patch(bot: Bot, people: People) -> None:
     token = seen_using(bot.databricks, "dbt prod", ["sql"])
     client = SlackChat(WebClient(token=BOT_TOKEN, base_url=bot.slack.api_url))
-    result = remind(bot.services, client, render_dm=reminder_message)
+    result = remind(bot.services, client, reminder_message)
     assert "alice@example.com" in result.sent
     (dm,) = wait_until(lambda: bot.slack.messages_to(people.alice))
     value = button_value(

@@ -40,7 +40,9 @@ from bot.weekly import (
     RatePacer,
     ReminderLedger,
     ReminderResult,
+    RemindOptions,
     SlackOwners,
+    SummaryOptions,
     WeekRuns,
     audit_now,
     iso_week,
@@ -234,7 +236,7 @@ def run_remind(services: Services, slack: SlackEmulator, client: WebClient | Non
     kw.setdefault("clock", slack.now)
     kw.setdefault("poll_seconds", 0.5)
     chat = SlackChat(client) if client is not None else client_for(slack)
-    return remind(services, chat, render_dm=reminder_message, **kw)
+    return remind(services, chat, reminder_message, RemindOptions(**kw))
 
 
 def dms_by_user(slack: SlackEmulator, user_ids: dict[str, str]) -> Counter[str]:
@@ -486,7 +488,7 @@ def test_summary_posts_once_with_csv_and_week_over_week_change(
 ) -> None:
     last_week = NOW - timedelta(days=7)
     first = summary(
-        services, client_for(slack), render_summary=summary_message, now=last_week, sleep=slack.sleep
+        services, client_for(slack), summary_message, SummaryOptions(now=last_week, sleep=slack.sleep)
     )
     assert first.posted and first.week == iso_week(last_week)
 
@@ -495,7 +497,7 @@ def test_summary_posts_once_with_csv_and_week_over_week_change(
         owner = next(p for p in ws.principals if p.user_name == email(4))
         ws.tokens += [_token(ws, owner, "forever", 10_000 + n) for n in range(3)]
 
-    result = summary(services, client_for(slack), render_summary=summary_message, sleep=slack.sleep)
+    result = summary(services, client_for(slack), summary_message, SummaryOptions(sleep=slack.sleep))
     assert result.posted and result.week == WEEK
     posts = admin_posts(slack)
     assert len(posts) == 2
@@ -523,8 +525,7 @@ def test_weekly_job_runs_once_per_week(
         client_for(slack),
         render_dm=reminder_message,
         render_summary=summary_message,
-        sleep=slack.sleep,
-        clock=slack.now,
+        options=RemindOptions(sleep=slack.sleep, clock=slack.now),
     )
     assert len(reminders.sent) == len(ELIGIBLE_IN_SLACK) and posted.posted
     text = str(admin_posts(slack)[0].blocks)
@@ -535,8 +536,7 @@ def test_weekly_job_runs_once_per_week(
         client_for(slack),
         render_dm=reminder_message,
         render_summary=summary_message,
-        sleep=slack.sleep,
-        clock=slack.now,
+        options=RemindOptions(sleep=slack.sleep, clock=slack.now),
     )
     assert reminders.sent == [] and posted.already_posted and not posted.posted
 
@@ -545,8 +545,7 @@ def test_weekly_job_runs_once_per_week(
         client_for(slack),
         render_dm=reminder_message,
         render_summary=summary_message,
-        sleep=slack.sleep,
-        clock=slack.now,
+        options=RemindOptions(sleep=slack.sleep, clock=slack.now),
     )
     job()  # what the scheduler calls
     assert len(admin_posts(slack)) == 1
@@ -621,8 +620,7 @@ def scheduled_weekly(services: Services, slack: SlackEmulator) -> WeeklySchedule
         client_for(slack),
         render_dm=reminder_message,
         render_summary=summary_message,
-        sleep=slack.sleep,
-        clock=slack.now,
+        options=RemindOptions(sleep=slack.sleep, clock=slack.now),
     )
     assert services.redis is not None
     return WeeklyScheduler(CronSchedule("* * * * *"), job, WeekRuns(services.redis), clock=lambda: NOW)

@@ -15,7 +15,7 @@ from bot.sandbox.databricks_emulator import DatabricksEmulator, EmulatedSpSecret
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.services import Services, policy_from
 from bot.settings import Settings
-from bot.weekly import summary
+from bot.weekly import SummaryOptions, summary
 from handlers.weekly_blocks import summary_message
 from handlers.weekly_chat import SlackChat
 from tests.fixtures.emulators import emulator_fleet
@@ -93,17 +93,15 @@ def test_summary_counts_states_with_weekly_change_and_proposes_revocations(
     first = summary(
         services,
         client,
-        render_summary=summary_message,
-        now=NOW - timedelta(days=7),
-        sleep=slack_fast.sleep,
-        chart=False,
+        summary_message,
+        SummaryOptions(now=NOW - timedelta(days=7), sleep=slack_fast.sleep, chart=False),
     )
     assert first.posted
     assert "PATs only: *6*" in summary_text(slack_fast), "two principals in three workspaces, none migrated"
 
     migrate(databricks_now, "prod", "ml-serving", 3, None)  # its PATs were used today: still in use
     migrate(databricks_now, "analytics", "ml-serving", 45, 60)  # unused for 45 days since: propose
-    result = summary(services, client, render_summary=summary_message, sleep=slack_fast.sleep, chart=False)
+    result = summary(services, client, summary_message, SummaryOptions(sleep=slack_fast.sleep, chart=False))
     assert result.posted and result.summary.migration is not None
     text = summary_text(slack_fast)
     assert "PATs only: *4* (-2)" in text
