@@ -6,7 +6,7 @@ import logging
 
 from slack_sdk import WebClient
 
-from bot.approvals import ApprovalRequest, RequestKind
+from bot.approvals import ApprovalRequest
 from bot.errors import NotificationFailed
 from bot.governance.models import Token
 from handlers.approval_blocks import (
@@ -63,10 +63,9 @@ class SlackNotifier:
 
     def tell_decision(self, user_id: str, request: ApprovalRequest, *, to_owner: bool) -> None:
         """DM one person about a decision; one unreachable person must not stop the next DM."""
-        # A migration's outcome carries what to do next and a Revoke button per PAT.
-        blocks = (
-            decision_dm_blocks(request, to_owner=to_owner) if request.kind == RequestKind.MIGRATE else None
-        )
+        # Blocks show the reason exactly as typed (a plain-text block); a migration's outcome also carries
+        # what to do next and a Revoke button per PAT.
+        blocks = decision_dm_blocks(request, to_owner=to_owner)
         try:
             self.client.chat_postMessage(
                 channel=user_id, text=decision_dm_text(request, to_owner=to_owner), blocks=blocks
