@@ -250,7 +250,10 @@ class Operations:
             except GovernanceError as exc:
                 failed.append(exc.user_message)
         if not failed:
-            return ActionResult("applied", f"maxTokenLifetimeDays = {days} on {', '.join(done)}")
+            return ActionResult(
+                "applied",
+                f"new tokens now live at most {days} days (maxTokenLifetimeDays) on {', '.join(done)}",
+            )
         if done:
             return ActionResult(
                 "failed", f"applied on {', '.join(done)} only; NOT applied: {'; '.join(failed)}"

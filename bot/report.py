@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol, TextIO
 
+from bot.governance.lifetime import AutoRevocationState, auto_revocation
 from bot.governance.migration import PrincipalMigration
 from bot.governance.models import (
     FINDING_SEVERITY,
@@ -288,7 +289,7 @@ def to_table(report: FleetReport) -> str:
             _iso(item.token.expires) or "never",
             _iso(item.token.last_used) or "never",
             ",".join(f.value for f in item.findings) or "-",
-            str(item.days_until_auto_revoke),
+            _auto_revoke_cell(item),
         )
         for item, label in _labelled_tokens(report)
     ]
@@ -302,6 +303,16 @@ def to_table(report: FleetReport) -> str:
         f"{len(token_rows)} tokens in {len(report.workspaces)} workspaces; {totals or 'no findings'}"
     )
     return "\n".join(lines) + "\n"
+
+
+def _auto_revoke_cell(item: TokenAssessment) -> str:
+    """Days left before Databricks' inactivity revocation; `due` past the limit, `expired` when unusable."""
+    state = auto_revocation(item).state
+    if state is AutoRevocationState.EXPIRED:
+        return "expired"
+    if state is AutoRevocationState.DUE:
+        return "due"
+    return str(item.days_until_auto_revoke)
 
 
 def format_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:

@@ -120,6 +120,8 @@ def describe(request: ApprovalRequest) -> str:
         ]
     if isinstance(plan, TokenPlan) and plan.secret_key_note:
         lines.append(f"Secret key chosen because {escape(plan.secret_key_note)}")
+    elif isinstance(plan, TokenPlan) and request.kind == "create":
+        lines.append("That key holds no live token's value now (checked again before writing).")
     return "\n".join(lines)
 
 

@@ -273,7 +273,7 @@ def test_policy_change_via_approval(pbot: Bot, people: People) -> None:
     )
     assert "four eyes" in text_of(refusal)
     text = approve_latest(pbot, people.approver2)
-    assert "maxTokenLifetimeDays = 60 on staging" in text
+    assert "new tokens now live at most 60 days (maxTokenLifetimeDays) on staging" in text
     assert pbot.databricks.workspace("staging").conf["maxTokenLifetimeDays"] == "60"
     assert pbot.databricks.workspace("prod").conf["maxTokenLifetimeDays"] == "90"
 

@@ -8,12 +8,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.approvals import ApprovalRequest, RequestKind, RequestState, RevokePlan
+from bot.approvals import ApprovalRequest, RequestKind, RequestState, RevokePlan, TokenPlan
 from handlers.approval_blocks import (
     admin_decided_blocks,
     admin_request_blocks,
     decision_dm_blocks,
     decision_dm_text,
+    describe,
     outcome_text,
     requested_blocks,
     self_confirm_blocks,
@@ -220,3 +221,11 @@ def test_short_reasons_are_not_touched() -> None:
         t for t in plain_texts(admin_request_blocks(revoke(reason="a" * 500))) if t.startswith("Reason:")
     ]
     assert text == "Reason: " + "a" * 500
+
+
+def test_a_create_says_which_key_it_writes_and_whether_a_live_token_holds_it() -> None:
+    plan = TokenPlan("prod", "app-1", "etl", 86_400, "1 day", "", "patbot", "etl-token")
+    free = replace(revoke(), kind=RequestKind.CREATE, plan=plan)
+    assert "`patbot/etl-token`" in describe(free) and "holds no live token's value" in describe(free)
+    taken = replace(free, plan=replace(plan, secret_key="etl-token-2", secret_key_note="etl-token holds X"))
+    assert "`patbot/etl-token-2`" in describe(taken) and "chosen because etl-token holds X" in describe(taken)

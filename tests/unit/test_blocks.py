@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.governance.findings import Classifier
 from bot.governance.models import Finding, FleetReport, Policy, Posture, Token, Workspace, WorkspaceReport
+from bot.report import to_table
 from handlers.blocks import (
     ACTION_REVOKE_OWN,
     FINDING_LABELS,
@@ -220,3 +221,12 @@ def test_policy_lines_speak_plain_words() -> None:
 def test_finding_labels_are_plain_words_for_every_finding() -> None:
     assert set(FINDING_LABELS) == set(Finding)
     assert all("_" not in label for label in FINDING_LABELS.values())
+
+
+def test_the_cli_table_says_due_and_expired_instead_of_zero_days() -> None:
+    items = [Classifier(Policy(), NOW).classify(t) for t in (token(120), token(12, expires_in=-3), token(12))]
+    ws = WorkspaceReport(Workspace("https://prod.example"), tokens=items)
+    rows = [
+        line.split() for line in to_table(FleetReport(NOW, [ws])).splitlines() if "alice@example.com" in line
+    ]
+    assert sorted(row[-1] for row in rows) == ["78", "due", "expired"]
