@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from enum import StrEnum
 
 from bot.approvals import (
-    ApprovalRequest,
-    DuplicateRequest,
     RequestDraft,
     RequestKind,
-    RequestState,
     RevokePlan,
 )
 from bot.errors import GovernanceError
 from bot.flows.deps import FlowDeps
-from bot.flows.results import Refused, RequestResult, SelfConfirm, SentToApprovers
-from bot.flows.submit import PATBOT, ask_approvers
+from bot.flows.results import Refused, RequestResult
+from bot.flows.submit import ask_owner_or_approvers
+from bot.governance.decisions import owns_token
 from bot.governance.lookup import find_token
-from bot.governance.models import FleetReport, PrincipalType, TokenAssessment
+from bot.governance.models import FleetReport, TokenAssessment
 
 
 class Origin(StrEnum):
@@ -71,29 +68,4 @@ def _request_revoke(deps: FlowDeps, actor: str, token_text: str, reason: str) ->
         revoke_plan(item, report),
         owner=token.owner,
     )
-    owns_it = token.owner.lower() == email and item.principal_type is not PrincipalType.SERVICE_PRINCIPAL
-    if owns_it:
-        return SelfConfirm(_own_request(deps, replace(draft, self_service=True)))
-    try:
-        return SentToApprovers(ask_approvers(deps, draft))
-    except DuplicateRequest as dup:
-        # An owner's unconfirmed "Revoke now?" must not block everyone else until it expires:
-        # withdraw it (atomically: if the owner confirms first, this raises) and ask the approvers.
-        if not dup.existing.self_service:
-            raise
-        deps.store.decide(dup.existing.id, RequestState.CANCELLED, PATBOT)
-        return SentToApprovers(ask_approvers(deps, draft))
-
-
-def _own_request(deps: FlowDeps, draft: RequestDraft) -> ApprovalRequest:
-    """The owner's confirmation; asking again replaces an unconfirmed one (with the new reason)."""
-    try:
-        return deps.store.create(draft)
-    except DuplicateRequest as dup:
-        existing = dup.existing
-        if existing.requester != draft.requester or not existing.self_service:
-            raise
-        if existing.reason == draft.reason:
-            return existing
-        deps.store.decide(existing.id, RequestState.CANCELLED, draft.requester)
-        return deps.store.create(draft)
+    return ask_owner_or_approvers(deps, draft, owner_confirms=owns_token(email, item))

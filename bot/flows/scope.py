@@ -4,23 +4,21 @@ else, and every widening, goes to the approvers."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bot.approvals import (
-    ApprovalRequest,
-    DuplicateRequest,
     RequestDraft,
     RequestKind,
-    RequestState,
     ScopePlan,
 )
 from bot.errors import GovernanceError
 from bot.flows.deps import FlowDeps
-from bot.flows.results import Refused, RequestResult, SelfConfirm, SentToApprovers
-from bot.flows.submit import PATBOT, ask_approvers
+from bot.flows.results import Refused, RequestResult
+from bot.flows.submit import ask_owner_or_approvers
+from bot.governance.decisions import owns_token
 from bot.governance.findings import suggested_scopes, usage_known
 from bot.governance.lookup import find_token
-from bot.governance.models import FleetReport, PrincipalType, Token
+from bot.governance.models import FleetReport, Token
 from bot.governance.scopes import FULL_ACCESS, Scope, covers, validate_scopes
 
 
@@ -92,32 +90,8 @@ def _request_scope(deps: FlowDeps, actor: str, ask: ScopeAsk, reason: str) -> Re
     draft = RequestDraft(
         RequestKind.SCOPE, token.token_id, token.workspace, actor, reason, plan, owner=token.owner
     )
-    owns_it = token.owner.lower() == email and item.principal_type is not PrincipalType.SERVICE_PRINCIPAL
-    if owns_it and not widening:
-        return SelfConfirm(own_request(deps, replace(draft, self_service=True)))
-    try:
-        return SentToApprovers(ask_approvers(deps, draft))
-    except DuplicateRequest as dup:
-        # The owner's unconfirmed narrowing must not block a request for the approvers: withdraw it
-        # (atomically: if the owner confirms first, this raises) and ask the approvers.
-        if not dup.existing.self_service:
-            raise
-        deps.store.decide(dup.existing.id, RequestState.CANCELLED, PATBOT)
-        return SentToApprovers(ask_approvers(deps, draft))
-
-
-def own_request(deps: FlowDeps, draft: RequestDraft) -> ApprovalRequest:
-    """The owner's confirmation; asking again for other scopes replaces an unconfirmed one."""
-    try:
-        return deps.store.create(draft)
-    except DuplicateRequest as dup:
-        existing = dup.existing
-        if existing.requester != draft.requester or not existing.self_service:
-            raise
-        if existing.plan == draft.plan and existing.reason == draft.reason:
-            return existing
-        deps.store.decide(existing.id, RequestState.CANCELLED, draft.requester)
-        return deps.store.create(draft)
+    owner_confirms = owns_token(email, item) and not widening
+    return ask_owner_or_approvers(deps, draft, owner_confirms=owner_confirms)
 
 
 def workspace_label_of(report: FleetReport, host: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.approvals import ApprovalRequest, RequestState
+from bot.governance.models import PrincipalType, TokenAssessment
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +49,11 @@ def may_see_policy(*, actor_is_approver: bool) -> Decision:
     if actor_is_approver:
         return Decision(True)
     return Decision(False, "Only approvers can see or change workspace token policy.")
+
+
+def owns_token(email: str, item: TokenAssessment) -> bool:
+    """The person with this e-mail owns the token themselves (a service principal's token has no such owner)."""
+    return (
+        item.token.owner.lower() == email.lower()
+        and item.principal_type is not PrincipalType.SERVICE_PRINCIPAL
+    )
