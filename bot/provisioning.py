@@ -23,20 +23,25 @@ class ProvisioningRefused(GovernanceError):
     """A create / rotate / policy request that cannot be made, with the reason."""
 
 
-def require_secret_scope(scope: str | None) -> str:
+def require_secret_scope(scope: str | None, what: str = "Creating and rotating tokens") -> str:
     """The secret scope, or a refusal made before any Databricks call."""
     if not scope:
         raise ProvisioningRefused(
-            "Creating and rotating tokens is switched off: PATBOT_SECRET_SCOPE is not set, and a new "
-            "token's value must go to a Databricks secret scope, never to Slack."
+            f"{what} is switched off: PATBOT_SECRET_SCOPE is not set, and a new credential's value "
+            "must go to a Databricks secret scope, never to Slack."
         )
     return scope
 
 
-def secret_key_for(principal: Principal) -> str:
-    """A secret key named after the principal: its display name, made safe, else its application ID."""
+def key_stem(principal: Principal, limit: int = 120) -> str:
+    """A secret key's stem named after the principal: its display name, made safe, else its application ID."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", principal.display_name).strip("-.").lower()
-    return (slug or principal.name)[:120] + "-token"
+    return (slug or principal.name)[:limit]
+
+
+def secret_key_for(principal: Principal) -> str:
+    """The key of a principal's token value: `<display-name>-token`."""
+    return key_stem(principal) + "-token"
 
 
 @dataclass(frozen=True, slots=True)

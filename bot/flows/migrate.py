@@ -8,7 +8,6 @@ secret keys its client ID and secret will go to. The approved request is carried
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,13 @@ from bot.governance.lifetime import describe
 from bot.governance.migration import union_scopes
 from bot.governance.models import Principal, Workspace
 from bot.governance.scopes import is_full_access
-from bot.provisioning import ProvisioningRefused, Rules, find_service_principal
+from bot.provisioning import (
+    ProvisioningRefused,
+    Rules,
+    find_service_principal,
+    key_stem,
+    require_secret_scope,
+)
 from bot.secret_keys import choose_key_pair, pair_keys
 
 MAX_SECRET_LIFETIME_DAYS = 730
@@ -40,20 +45,9 @@ class MigrateAsk:
     workspace: str | None = None
 
 
-def require_scope_for_migration(scope: str | None) -> str:
-    """The secret scope, or a refusal made before any Databricks call."""
-    if not scope:
-        raise ProvisioningRefused(
-            "Migrating to OAuth is switched off: PATBOT_SECRET_SCOPE is not set, and the new OAuth secret "
-            "must go to a Databricks secret scope, never to Slack."
-        )
-    return scope
-
-
 def oauth_key_stem(principal: Principal) -> str:
     """Secret keys named after the principal: `<display-name>-oauth-client-id` / `-oauth-secret`."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", principal.display_name).strip("-.").lower()
-    return (slug or principal.name)[:90] + "-oauth"
+    return key_stem(principal, 90) + "-oauth"
 
 
 def plan_migrate(
@@ -61,7 +55,7 @@ def plan_migrate(
 ) -> tuple[Workspace, MigratePlan]:
     """The workspace and the plan, with everything checked that can be before approval; raises
     `GovernanceError`s that say why not."""
-    scope = require_scope_for_migration(rules.secret_scope)
+    scope = require_secret_scope(rules.secret_scope, "Migrating to OAuth")
     workspace, sp = _principal(fleet, ask)
     gateway = fleet.gateway(workspace)
     moment = now or datetime.now(UTC)
