@@ -262,6 +262,9 @@ def test_configmap_holds_only_non_secret_settings_and_the_app_accepts_them(
     assert data["PATBOT_STALE_DAYS"] == "45"
     assert data["PATBOT_TIMEZONE"] == "Europe/Paris"
     assert "PATBOT_MAX_LIFETIME_DAYS" not in data  # unset values keep the app's defaults
+    assert "PATBOT_REQUIRE_SCOPES" not in data
+    relaxed = one(render(PRODUCTION, sets=("config.requireScopes=false",)), "ConfigMap", f"{RELEASE}-patbot")
+    assert relaxed["data"]["PATBOT_REQUIRE_SCOPES"] == "false"
     secrets = {
         "SLACK_BOT_TOKEN",
         "SLACK_SIGNING_SECRET",
