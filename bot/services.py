@@ -1,16 +1,17 @@
-"""The composition root: clients and stores are built once here and handed to whoever needs them."""
+"""The core's long-lived parts as one record (`Services`, what the weekly job works from) and the builders
+of the fleet and the policy; `entrypoints.bootstrap.Application` calls them, once."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 
-from bot.approvals import ApprovalStore, connect_redis
+from bot.approvals import ApprovalStore
 from bot.databricks import ClientFactory, HostResolver, discover_account_workspaces, workspace_client_factory
 from bot.errors import ConfigError
 from bot.fleet import WORKSPACE_REFRESH_SECONDS, Fleet
@@ -108,10 +109,3 @@ def _account_client(settings: Settings) -> AccountClient:
         return AccountClient(config=Config(**kwargs))
     except ValueError as exc:
         raise ConfigError(f"DATABRICKS_ACCOUNT_ID: cannot authenticate to the account ({exc})") from None
-
-
-def build_store(settings: Settings, clock: Clock = utc_now) -> tuple[Redis[Any], ApprovalStore, bool]:
-    """The Redis client (real, or embedded when `REDIS_URL` is unset) and the approval store on it."""
-    client, embedded = connect_redis(settings.redis_url)
-    store = ApprovalStore(client, ttl=timedelta(hours=settings.approval_ttl_hours), clock=clock)
-    return client, store, embedded
