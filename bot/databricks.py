@@ -583,20 +583,30 @@ class WorkspaceGateway:
             pending.extend(page.more)
         return found
 
-    def owner_reads(self, owner_ids: Collection[int], named: str | None = None) -> list[PrincipalRead]:
+    def owner_reads(
+        self,
+        owner_ids: Collection[int],
+        named: str | None = None,
+        *,
+        users: bool = True,
+        service_principals: bool = True,
+    ) -> list[PrincipalRead]:
         """The SCIM reads that find the principals behind these SCIM IDs, to run concurrently.
 
         Few owners: batched `id eq` filters on users and on service principals (an ID names one or the
         other). Many: every page of both lists, the first page telling how many more there are. `named`
         also looks up one user name or application ID (to tell an owner without tokens from a stranger).
+        `users=False` or `service_principals=False` leaves that list out (its principals are read apart,
+        e.g. every service principal for their OAuth secrets).
         """
         ids = sorted({str(i) for i in owner_ids})
+        paths = [p for p, wanted in ((_USERS_PATH, users), (_SPS_PATH, service_principals)) if wanted]
         if len(ids) > OWNER_FILTER_MAX:
-            return [self._page_read(_USERS_PATH, 1, first=True), self._page_read(_SPS_PATH, 1, first=True)]
+            return [self._page_read(path, 1, first=True) for path in paths]
         reads: list[PrincipalRead] = []
         for start in range(0, len(ids), OWNER_FILTER_BATCH):
             batch = " or ".join(f"id eq {scim_string(i)}" for i in ids[start : start + OWNER_FILTER_BATCH])
-            reads += [self._filter_read(_USERS_PATH, batch), self._filter_read(_SPS_PATH, batch)]
+            reads += [self._filter_read(path, batch) for path in paths]
         if named:
             reads += [
                 self._filter_read(_USERS_PATH, f"userName eq {scim_string(named)}"),
