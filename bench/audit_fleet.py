@@ -11,6 +11,9 @@ Scenarios (targets from issue 16):
      <= 25% of the 19.8 s measured before (issue 16);
   C. 1 workspace x 100,000 tokens, no latency: <= 1.5x a bare `token_management.list()`, peak RSS <= 200 MiB.
 
+`patbot audit --format json` also reads every active service principal's OAuth secrets; the CSV report,
+timed too in B and C, does not: the difference is what those reads cost.
+
 The baselines are `bench/sdk_loop.py` (databricks-sdk directly). `--compare-src DIR` also times the
 `patbot audit` of another checkout (e.g. the code before issue 16) the same way.
 Run from the repository root: `.venv/bin/python bench/audit_fleet.py` (about ten minutes: the serial
