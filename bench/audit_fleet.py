@@ -11,6 +11,9 @@ Scenarios (targets from issue 16):
      <= 25% of the 19.8 s measured before (issue 16);
   C. 1 workspace x 100,000 tokens, no latency: <= 1.5x a bare `token_management.list()`, peak RSS <= 200 MiB.
 
+`patbot audit --format json` also reads every active service principal's OAuth secrets; the CSV report,
+timed too in B and C, does not: the difference is what those reads cost.
+
 The baselines are `bench/sdk_loop.py` (databricks-sdk directly). `--compare-src DIR` also times the
 `patbot audit` of another checkout (e.g. the code before issue 16) the same way.
 Run from the repository root: `.venv/bin/python bench/audit_fleet.py` (about ten minutes: the serial
@@ -188,8 +191,8 @@ def series(name: str, argv: list[str], env: dict[str, str], runs: int, check: An
     return out
 
 
-def patbot_audit(src: Path) -> list[str]:
-    return [sys.executable, "-m", "entrypoints.cli", "audit", "--format", "json"]
+def patbot_audit(src: Path, fmt: str = "json") -> list[str]:
+    return [sys.executable, "-m", "entrypoints.cli", "audit", "--format", fmt]
 
 
 def expect_tokens(n: int) -> Any:
@@ -198,6 +201,11 @@ def expect_tokens(n: int) -> Any:
             raise SystemExit(f"patbot audit wrote {m.token_records} tokens (exit {m.returncode}), not {n}")
 
     return check
+
+
+def exit_ok(m: Measured) -> None:
+    if m.returncode != 0:
+        raise SystemExit(f"patbot audit exited {m.returncode}")
 
 
 def ratio(slow: Series, fast: Series) -> float:
@@ -220,6 +228,11 @@ def run_scenario(s: Scenario, args: argparse.Namespace) -> None:
         patbot = series(
             "patbot audit --format json", patbot_audit(ROOT), env, args.runs, expect_tokens(total)
         )
+        # `--format json` also reads every active service principal's OAuth secrets (one request each, for
+        # the migration to OAuth); the CSV report does not: the difference is what those reads cost.
+        csv_only = series(
+            "patbot audit --format csv (no OAuth reads)", patbot_audit(ROOT, "csv"), env, args.runs, exit_ok
+        )
         before = None
         if args.compare_src:
             old_env = child_env(emulator.hosts, Path(args.compare_src))
@@ -230,6 +243,9 @@ def run_scenario(s: Scenario, args: argparse.Namespace) -> None:
             bare = series("bare token_management.list()", [*sdk, "list"], env, args.runs)
             r = patbot.wall / bare.wall
             print(f"   {s.key}: patbot / bare list: {r:.2f}x (target <= 1.5x: {verdict(r <= 1.5)})")
+            print(
+                f"   {s.key}: patbot --format csv (no OAuth reads) / bare list: {csv_only.wall / bare.wall:.2f}x"
+            )
             print(
                 f"   {s.key}: patbot peak RSS: {patbot.rss:.0f} MiB (target <= 200 MiB: {verdict(patbot.rss <= 200)})"
             )
@@ -257,6 +273,9 @@ def run_scenario(s: Scenario, args: argparse.Namespace) -> None:
             )
             print(f"   {s.key}: patbot vs pool listing tokens only: {r_pool:.1f}x faster")
             share = patbot.cpu / 19.8
+            print(
+                f"   {s.key}: patbot --format csv (no OAuth reads) CPU: {csv_only.cpu:.2f} s = {csv_only.cpu / 19.8:.0%} of 19.8 s"
+            )
             print(
                 f"   {s.key}: patbot CPU: {patbot.cpu:.2f} s = {share:.0%} of the 19.8 s before issue 16 "
                 f"(target <= 25%: {verdict(share <= 0.25)})"

@@ -187,6 +187,50 @@ def token_from_sdk(info: TokenInfo, workspace: str) -> Token | None:
     )
 
 
+def _int_or_none(d: Mapping[str, Any], field: str) -> int | None:
+    value = d.get(field)
+    return None if value is None else int(value)
+
+
+_AUTOSCOPE_STATES: frozenset[str] | None = None
+
+
+def _autoscope_states() -> frozenset[str]:
+    """The `AutoscopeState` values the SDK knows (it reads any other value as None)."""
+    global _AUTOSCOPE_STATES
+    if _AUTOSCOPE_STATES is None:
+        from databricks.sdk.service.iam import AutoscopeState
+
+        _AUTOSCOPE_STATES = frozenset(s.value for s in AutoscopeState)
+    return _AUTOSCOPE_STATES
+
+
+def token_from_dict(d: Mapping[str, Any], workspace: str) -> Token | None:
+    """`token_from_sdk(TokenInfo.from_dict(d), workspace)` without building the `TokenInfo`: a listing of
+    100,000 tokens maps each record once."""
+    token_id = d.get("token_id")
+    created = _from_millis(_int_or_none(d, "creation_time"))
+    if not token_id or created is None:
+        return None
+    last_used = _from_millis(_int_or_none(d, "last_used_day"))
+    owner_id = _int_or_none(d, "owner_id")
+    state = d.get("autoscope_state")
+    return Token(
+        token_id=token_id,
+        workspace=workspace,
+        owner=d.get("created_by_username") or "",
+        owner_id=owner_id if owner_id is not None else _int_or_none(d, "created_by_id"),
+        comment=d.get("comment") or "",
+        created=created,
+        expires=_from_millis(_int_or_none(d, "expiry_time")),
+        last_used=last_used.date() if last_used is not None else None,
+        scopes=tuple(d.get("scopes") or ()),
+        autoscope_state=state if isinstance(state, str) and state in _autoscope_states() else "",
+        inferred_scopes=tuple(d.get("inferred_scopes") or ()),
+        backfill_scopes=tuple(d.get("backfill_scopes") or ()),
+    )
+
+
 _JSON = json.JSONDecoder()
 _BLANK = re.compile(r"[ \t\n\r]*")
 
@@ -450,7 +494,7 @@ class WorkspaceGateway:
             text = answer["contents"].read().decode("utf-8")
             # One record decoded and mapped at a time: 100,000 parsed dicts are never all held at once.
             for info in json_array_items(text, "token_infos"):
-                token = token_from_sdk(TokenInfo.from_dict(info), host)
+                token = token_from_dict(info, host)
                 if token is None:
                     log.warning("skipping a token without id or creation time in %s", self.workspace.label)
                     continue
@@ -539,20 +583,30 @@ class WorkspaceGateway:
             pending.extend(page.more)
         return found
 
-    def owner_reads(self, owner_ids: Collection[int], named: str | None = None) -> list[PrincipalRead]:
+    def owner_reads(
+        self,
+        owner_ids: Collection[int],
+        named: str | None = None,
+        *,
+        users: bool = True,
+        service_principals: bool = True,
+    ) -> list[PrincipalRead]:
         """The SCIM reads that find the principals behind these SCIM IDs, to run concurrently.
 
         Few owners: batched `id eq` filters on users and on service principals (an ID names one or the
         other). Many: every page of both lists, the first page telling how many more there are. `named`
         also looks up one user name or application ID (to tell an owner without tokens from a stranger).
+        `users=False` or `service_principals=False` leaves that list out (its principals are read apart,
+        e.g. every service principal for their OAuth secrets).
         """
         ids = sorted({str(i) for i in owner_ids})
+        paths = [p for p, wanted in ((_USERS_PATH, users), (_SPS_PATH, service_principals)) if wanted]
         if len(ids) > OWNER_FILTER_MAX:
-            return [self._page_read(_USERS_PATH, 1, first=True), self._page_read(_SPS_PATH, 1, first=True)]
+            return [self._page_read(path, 1, first=True) for path in paths]
         reads: list[PrincipalRead] = []
         for start in range(0, len(ids), OWNER_FILTER_BATCH):
             batch = " or ".join(f"id eq {scim_string(i)}" for i in ids[start : start + OWNER_FILTER_BATCH])
-            reads += [self._filter_read(_USERS_PATH, batch), self._filter_read(_SPS_PATH, batch)]
+            reads += [self._filter_read(path, batch) for path in paths]
         if named:
             reads += [
                 self._filter_read(_USERS_PATH, f"userName eq {scim_string(named)}"),

@@ -115,6 +115,8 @@ class _WorkspaceRun:
         self._principal_error: str | None = None
         self._oauth = oauth
         self._service_principals: Outcome[list[Principal]] = Outcome(error="not read")
+        self._sps_landed = False
+        self._owner_ids: set[int] | None = None  # the tokens' owners, once the tokens are listed
         self._secrets: dict[str, list[OAuthSecret]] = {}
         self._secret_error: str | None = None
 
@@ -166,10 +168,24 @@ class _WorkspaceRun:
         self._tokens = tokens = capture(self.gateway.list_tokens, self.label)
         if tokens.value is not None:
             owner_ids = {t.owner_id for t in tokens.value if t.owner_id is not None}
-            if owner_ids or self._owner:
+            if self._oauth:
+                # Every service principal is listed for its OAuth secrets: only users are looked up here,
+                # unless that listing failed (then the owners among them are looked up as usual).
+                reads = self.gateway.owner_reads(owner_ids, service_principals=False) if owner_ids else []
+                with self._lock:
+                    self._owner_ids = owner_ids
+                    if self._service_principals.error is not None and self._sps_landed:
+                        reads += self._sp_owner_reads()
+            elif owner_ids or self._owner:
                 reads = self.gateway.owner_reads(owner_ids, named=self._owner)
-                self._spawn([partial(self._read_principals, read) for read in reads])
+            else:
+                reads = []
+            self._spawn([partial(self._read_principals, read) for read in reads])
         self._landed()
+
+    def _sp_owner_reads(self) -> list[PrincipalRead]:
+        ids = self._owner_ids or set()
+        return self.gateway.owner_reads(ids, users=False) if ids else []
 
     def _read_principals(self, read: PrincipalRead) -> None:
         page = capture(read, self.label)
@@ -183,10 +199,19 @@ class _WorkspaceRun:
         self._landed()
 
     def _read_service_principals(self) -> None:
-        self._service_principals = sps = capture(self.gateway.service_principals, self.label)
+        sps = capture(self.gateway.service_principals, self.label)
+        fallback: list[PrincipalRead] = []
+        with self._lock:
+            self._service_principals, self._sps_landed = sps, True
+            if sps.value is not None:
+                self._principals.extend(sps.value)  # the owners among them, for `orphaned` and owner names
+            elif self._owner_ids is not None:
+                fallback = self._sp_owner_reads()
+        tasks = [partial(self._read_principals, read) for read in fallback]
         if sps.value is not None:
             active = [p for p in sps.value if p.active and p.id.isdigit()]
-            self._spawn([partial(self._read_secrets, p.id) for p in active])
+            tasks += [partial(self._read_secrets, p.id) for p in active]
+        self._spawn(tasks)
         self._landed()
 
     def _read_secrets(self, principal_id: str) -> None:

@@ -81,15 +81,26 @@ class Classifier:
 
 def scope_findings(token: Token) -> list[Finding]:
     """`unscoped`, `overscoped` and `mints_tokens` for one token."""
+    return list(_scope_findings(tuple(token.scopes), tuple(token.used_scopes), token.autoscope_state))
+
+
+@lru_cache(maxsize=4096)
+def _scope_findings(
+    scopes: tuple[str, ...], used: tuple[str, ...], autoscope_state: str
+) -> tuple[Finding, ...]:
+    # They depend on these three fields alone, and a fleet repeats a few combinations many times over.
     out: list[Finding] = []
-    scopes = token.scopes
     if not scopes or all(s == FULL_ACCESS for s in scopes):
         out.append(Finding.UNSCOPED)
-    if narrowable(token):
-        out.append(Finding.OVERSCOPED)
+    if (
+        bool(used)
+        and autoscope_state not in UNSETTLED_AUTOSCOPE
+        and not _covers(used, scopes or (FULL_ACCESS,))
+    ):
+        out.append(Finding.OVERSCOPED)  # `narrowable`, on the fields
     if Capability.WRITE in grant_of(scopes).get(MINTS_TOKENS, frozenset()):
         out.append(Finding.MINTS_TOKENS)
-    return out
+    return tuple(out)
 
 
 def usage_known(token: Token) -> bool:

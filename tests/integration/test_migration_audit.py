@@ -10,7 +10,7 @@ import pytest
 from bot.databricks import sp_secrets_path
 from bot.governance.audit import audit
 from bot.governance.migration import MigrationState, fleet_migrations
-from bot.governance.models import Finding, Policy
+from bot.governance.models import Finding, FleetReport, Policy
 from bot.report import to_json
 from bot.sandbox.databricks_emulator import DatabricksEmulator, EmulatedSpSecret
 from bot.sandbox.demo_data import showcase_fleet
@@ -119,3 +119,38 @@ def test_the_demo_shows_every_step_of_the_move(now: datetime) -> None:
     assert reporting.state is MigrationState.PAT_FREE
     assert reporting.secrets[0].findings == (Finding.EXPIRING_SOON,)
     assert len(report.tokens) == 60, "the demo's token fleet is unchanged"
+
+
+SPS_PATH = "/api/2.0/preview/scim/v2/ServicePrincipals"
+
+
+def _tokens(report: FleetReport) -> list[tuple[str, str, str, str, tuple[Finding, ...]]]:
+    return sorted(
+        (t.token.workspace, t.token.token_id, t.token.owner, t.owner_display, t.findings)
+        for t in report.tokens
+    )
+
+
+def test_service_principals_are_listed_once_and_judge_the_tokens_as_without_oauth(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    plain = audit(emulator_fleet(databricks), Policy(), now=now)
+    databricks.clear_requests()
+    report = audit(emulator_fleet(databricks), Policy(), now=now, oauth=True)
+    # The listing read for the OAuth secrets names the owners too: no second lookup of the same principals.
+    assert [r.query.get("filter") for r in databricks.requests if r.path == SPS_PATH] == [None] * 3
+    assert _tokens(report) == _tokens(plain)
+    assert not any(w.startswith("orphaned") for ws in report.workspaces for w in ws.warnings)
+
+
+def test_a_failed_service_principal_listing_still_looks_up_the_owners(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    plain = audit(emulator_fleet(databricks), Policy(), now=now)
+    databricks.fail("prod", SPS_PATH, 403, times=1, error_code="PERMISSION_DENIED")
+    report = audit(emulator_fleet(databricks), Policy(), now=now, oauth=True)
+    prod = report.workspaces[0]
+    assert prod.migrations is None
+    assert any("OAuth migration not read" in w for w in prod.warnings)
+    assert not any(w.startswith("orphaned") for w in prod.warnings)
+    assert _tokens(report) == _tokens(plain)
