@@ -248,6 +248,8 @@ class EmulatedWorkspace:
         default_factory=lambda: [("group_name", "admins", "CAN_MANAGE")]
     )
     """Token permissions: (``group_name`` | ``user_name`` | ``service_principal_name``, name, level)."""
+    _principal_index: dict[int, EmulatedPrincipal] = field(default_factory=dict, repr=False, compare=False)
+    _principal_key: tuple[int, int] = field(default=(0, -1), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.deployment_name:
@@ -258,8 +260,13 @@ class EmulatedWorkspace:
         return next((t for t in self.tokens if t.token_id == token_id), None)
 
     def principal(self, principal_id: int) -> EmulatedPrincipal | None:
-        """The principal with this SCIM id, if any."""
-        return next((p for p in self.principals if p.id == principal_id), None)
+        """The principal with this SCIM id, if any (indexed: fleets of 100,000 tokens ask often)."""
+        key = (id(self.principals), len(self.principals))
+        if self._principal_key != key or principal_id not in self._principal_index:
+            # Tests add, remove and replace principals: rebuild when the list changes, or on a miss.
+            self._principal_index = {p.id: p for p in self.principals}
+            self._principal_key = key
+        return self._principal_index.get(principal_id)
 
     def service_principal(self, application_id: str) -> EmulatedPrincipal | None:
         """The service principal with this application id, if any."""
