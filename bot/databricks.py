@@ -23,17 +23,6 @@ from databricks.sdk import errors as sdk_errors  # noqa: E402
 from databricks.sdk.core import ApiClient, Config  # noqa: E402
 from databricks.sdk.credentials_provider import CredentialsStrategy  # noqa: E402
 from databricks.sdk.errors.base import DatabricksError as DatabricksSdkError  # noqa: E402
-from databricks.sdk.service.oauth2 import (  # noqa: E402
-    CreateServicePrincipalSecretResponse,
-    SecretInfo,
-    ServicePrincipalSecretsProxyAPI,
-)
-from databricks.sdk.service.settings import (  # noqa: E402
-    CreateOboTokenResponse,
-    TokenInfo,
-    TokenManagementAPI,
-    WorkspaceConfAPI,
-)
 
 from bot.errors import GovernanceError  # noqa: E402
 from bot.governance.migration import OAuthSecret  # noqa: E402
@@ -48,6 +37,7 @@ from bot.governance.models import (  # noqa: E402
     Workspace,
 )
 from bot.read_cache import ReadCache  # noqa: E402
+from bot.read_client import Network, ReadClient  # noqa: E402
 from bot.write_once import (  # noqa: E402
     TOKENS_PATH,
     AnswerLost,
@@ -62,6 +52,12 @@ from bot.write_once import (  # noqa: E402
 
 if TYPE_CHECKING:
     from databricks.sdk import AccountClient
+    from databricks.sdk.service.oauth2 import (
+        CreateServicePrincipalSecretResponse,
+        SecretInfo,
+        ServicePrincipalSecretsProxyAPI,
+    )
+    from databricks.sdk.service.settings import TokenInfo, TokenManagementAPI, WorkspaceConfAPI
     from databricks.sdk.service.workspace import SecretsAPI
 
 log = logging.getLogger(__name__)
@@ -370,6 +366,22 @@ def secret_from_sdk(
     )
 
 
+def secret_from_dict(d: Mapping[str, Any], principal_id: str, workspace: str) -> OAuthSecret | None:
+    """`secret_from_sdk(SecretInfo.from_dict(d), …)` without the SDK's record: one secret of a listing."""
+    created = _from_rfc3339(d.get("create_time"))
+    if not d.get("id") or created is None:
+        return None
+    return OAuthSecret(
+        secret_id=str(d["id"]),
+        principal_id=principal_id,
+        workspace=workspace,
+        created=created,
+        expires=_from_rfc3339(d.get("expire_time")),
+        scopes=tuple(d.get("scopes") or ()),
+        status=str(d.get("status") or ""),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CreatedSecret:
     """A new OAuth secret's record; the value goes straight to the secret scope and is never logged."""
@@ -397,21 +409,44 @@ class WorkspaceApi:
     by every call) and the few service APIs patbot calls, each built on first use.
 
     It stands where a `WorkspaceClient` would, without building the hundred-odd service objects (and
-    importing their modules) that `WorkspaceClient.__init__` creates.
+    importing their modules) that `WorkspaceClient.__init__` creates. The audit's many small reads go
+    through `reads` (`bot.read_client`): the same auth, retries and errors over a leaner HTTP path.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, network: Network | None = None) -> None:
         self.config = config
-        self.api_client = ApiClient(config)
+        self._network = network or Network()
+
+    @cached_property
+    def api_client(self) -> ApiClient:
+        """The SDK's HTTP client of this workspace (the few reads outside the audit)."""
+        return ApiClient(self.config)
+
+    @cached_property
+    def reads(self) -> ReadClient:
+        """The audit's GETs: one keep-alive connection pool to the workspace."""
+        config = self.config
+        return ReadClient(
+            str(config.host),
+            config.authenticate,
+            user_agent=config.user_agent,
+            http_timeout_seconds=float(config.http_timeout_seconds or 60),
+            retry_timeout_seconds=float(config.retry_timeout_seconds or 300),
+            network=self._network,
+        )
 
     @cached_property
     def token_management(self) -> TokenManagementAPI:
         """`/api/2.0/token-management`."""
+        from databricks.sdk.service.settings import TokenManagementAPI
+
         return TokenManagementAPI(self.api_client)  # type: ignore[no-untyped-call]
 
     @cached_property
     def workspace_conf(self) -> WorkspaceConfAPI:
         """`/api/2.0/workspace-conf`."""
+        from databricks.sdk.service.settings import WorkspaceConfAPI
+
         return WorkspaceConfAPI(self.api_client)  # type: ignore[no-untyped-call]
 
     @cached_property
@@ -424,6 +459,8 @@ class WorkspaceApi:
     @cached_property
     def service_principal_secrets_proxy(self) -> ServicePrincipalSecretsProxyAPI:
         """`/api/2.0/accounts/servicePrincipals/{id}/credentials/secrets`: a principal's OAuth secrets."""
+        from databricks.sdk.service.oauth2 import ServicePrincipalSecretsProxyAPI
+
         return ServicePrincipalSecretsProxyAPI(self.api_client)  # type: ignore[no-untyped-call]
 
 
@@ -489,9 +526,7 @@ class WorkspaceGateway:
         tokens = []
         host = self.workspace.host
         with translated_errors(self.workspace.label, "listing tokens"):
-            answer = self.client.api_client.do("GET", "/api/2.0/token-management/tokens", raw=True)
-            assert isinstance(answer, dict)
-            text = answer["contents"].read().decode("utf-8")
+            text = self.client.reads.get_bytes(TOKENS_PATH).decode("utf-8")
             # One record decoded and mapped at a time: 100,000 parsed dicts are never all held at once.
             for info in json_array_items(text, "token_infos"):
                 token = token_from_dict(info, host)
@@ -526,25 +561,37 @@ class WorkspaceGateway:
         return ""
 
     def posture(self) -> Posture:
-        """PATs enabled or not and the maximum token lifetime."""
-        return self._reads.get("posture", self._posture)
+        """PATs enabled or not, the maximum token lifetime and who may use tokens (two reads)."""
+        return self.with_token_users(self.token_settings(), self.token_users)
 
-    def _posture(self) -> Posture:
+    def token_settings(self) -> Posture:
+        """PATs enabled or not and the maximum token lifetime (who may use tokens not read)."""
+        return self._reads.get("token-settings", self._token_settings)
+
+    def _token_settings(self) -> Posture:
         with translated_errors(self.workspace.label, "reading the token settings"):
-            conf = self.client.workspace_conf.get_status(_POSTURE_KEYS)
-        posture = posture_from_conf(dict(conf or {}))
-        try:
-            users = self._token_users()
-        except DatabricksError as exc:  # e.g. no token permissions below the Premium plan
-            log.warning("who may use tokens in %s: %s", self.workspace.label, exc.user_message)
-            return posture
-        return replace(posture, token_users=users)
+            conf = self.client.reads.get_json("/api/2.0/workspace-conf", {"keys": _POSTURE_KEYS})
+        return posture_from_conf({str(k): v for k, v in conf.items()} if isinstance(conf, dict) else {})
+
+    def token_users(self) -> tuple[TokenUser, ...]:
+        """Who may use tokens: the grants of the token permissions."""
+        return self._reads.get("token-users", self._token_users)
 
     def _token_users(self) -> tuple[TokenUser, ...]:
         # Read raw: the SDK's TokenPermissionLevel knows only CAN_USE and turns the admins' CAN_MANAGE into None.
         with translated_errors(self.workspace.label, "reading who may use tokens"):
-            body = self.client.api_client.do("GET", TOKEN_PERMISSIONS_PATH)
+            body = self.client.reads.get_json(TOKEN_PERMISSIONS_PATH)
         return token_users_from_acl(body if isinstance(body, dict) else {})
+
+    def with_token_users(self, posture: Posture, read: Callable[[], tuple[TokenUser, ...]]) -> Posture:
+        """`posture` with who may use tokens; without, and a warning logged, when `read` fails (e.g. no
+        token permissions below the Premium plan)."""
+        try:
+            users = read()
+        except DatabricksError as exc:
+            log.warning("who may use tokens in %s: %s", self.workspace.label, exc.user_message)
+            return posture
+        return replace(posture, token_users=users)
 
     def set_max_lifetime(self, days: int) -> str:
         """Set `maxTokenLifetimeDays` (a string value) with exactly one PATCH; returns a note as `revoke`."""
@@ -638,7 +685,7 @@ class WorkspaceGateway:
         what = "users" if path == _USERS_PATH else "service principals"
         query["attributes"] = _USER_ATTRIBUTES if path == _USERS_PATH else _SP_ATTRIBUTES
         with translated_errors(self.workspace.label, f"listing {what}"):
-            page = self.client.api_client.do("GET", path, query=query)
+            page = self.client.reads.get_json(path, query)
         return page if isinstance(page, dict) else {}
 
     def create_obo_token(
@@ -677,7 +724,7 @@ class WorkspaceGateway:
                     found = self._read_back(lost, action, lambda: find_marked_token(cfg, marker))
                     if found is None:
                         raise self._not_applied(action, lost, "no token was created") from None
-                    token = token_from_sdk(TokenInfo.from_dict(found), self.workspace.host)
+                    token = token_from_dict(found, self.workspace.host)
                     if token is None:
                         raise WriteInDoubt(
                             f"{action} in {label}: {lost.why}; read back an unreadable token", label
@@ -690,6 +737,8 @@ class WorkspaceGateway:
                     ) from None
         finally:
             self._reads.clear()
+        from databricks.sdk.service.settings import CreateOboTokenResponse
+
         resp = CreateOboTokenResponse.from_dict(answer)
         token = token_from_sdk(resp.token_info, self.workspace.host) if resp.token_info else None
         if token is None or not resp.token_value:
@@ -719,7 +768,7 @@ class WorkspaceGateway:
         finally:
             self._reads.clear()
         info = answer.get("token_info", answer) if isinstance(answer, dict) else {}
-        return token_from_sdk(TokenInfo.from_dict(info), self.workspace.host) if info else None
+        return token_from_dict(info, self.workspace.host) if info else None
 
     # --------------------------------------------------------------- service-principal OAuth secrets
 
@@ -728,12 +777,21 @@ class WorkspaceGateway:
         return list(self._reads.get(f"sp-secrets:{principal_id}", lambda: self._list_secrets(principal_id)))
 
     def _list_secrets(self, principal_id: str) -> list[OAuthSecret]:
+        host, path = self.workspace.host, sp_secrets_path(principal_id)
+        query: dict[str, str] = {}
+        found: list[OAuthSecret] = []
         with translated_errors(
             self.workspace.label, f"listing the OAuth secrets of principal {principal_id}"
         ):
-            infos = list(self.client.service_principal_secrets_proxy.list(principal_id))
-        found = (secret_from_sdk(i, principal_id, self.workspace.host) for i in infos)
-        return [s for s in found if s is not None]
+            while True:  # paged as the SDK's ServicePrincipalSecretsProxyAPI.list: until no next_page_token
+                page = self.client.reads.get_json(path, query)
+                for item in page.get("secrets") or []:
+                    secret = secret_from_dict(item, principal_id, host)
+                    if secret is not None:
+                        found.append(secret)
+                if not page.get("next_page_token"):
+                    return found
+                query = {"page_token": page["next_page_token"]}
 
     def create_principal_secret(
         self, principal_id: str, lifetime: timedelta, scopes: Sequence[str]
@@ -761,7 +819,7 @@ class WorkspaceGateway:
                     new = [
                         s
                         for s in (
-                            secret_from_sdk(SecretInfo.from_dict(item), principal_id, self.workspace.host)
+                            secret_from_dict(item, principal_id, self.workspace.host)
                             for item in listed.get("secrets") or []
                         )
                         if s is not None and s.secret_id not in before
@@ -777,6 +835,8 @@ class WorkspaceGateway:
                     ) from None
         finally:
             self._reads.clear()
+        from databricks.sdk.service.oauth2 import CreateServicePrincipalSecretResponse
+
         resp = CreateServicePrincipalSecretResponse.from_dict(answer)
         secret = secret_from_sdk(resp, principal_id, self.workspace.host)
         if secret is None or not resp.secret:
@@ -900,6 +960,7 @@ def workspace_client_factory(
     client_id: str | None = None,
     client_secret: str | None = None,
     retry_timeout_seconds: int = 10,
+    network: Network | None = None,
 ) -> ClientFactory:
     """Build workspace clients with the same credentials and a bounded retry budget.
 
@@ -907,8 +968,10 @@ def workspace_client_factory(
     probe) and each workspace gets a deep copy naming its host (a shallow `copy()` shares the
     attributes, host included): building a client costs no request. With
     OAuth M2M or the SDK's unified auth (environment, profiles, cloud CLIs), each workspace resolves its
-    own `Config`, which probes the host once (one retry budget when the host is down).
+    own `Config`, which probes the host once (one retry budget when the host is down). `network` is the
+    proxy and CA environment of the audit's reads (default: read from the environment now, once).
     """
+    environment = network or Network.from_environment()
     http_timeout = min(5, retry_timeout_seconds)
     templates: dict[int, Config] = {}
     lock = threading.Lock()
@@ -931,7 +994,7 @@ def workspace_client_factory(
             if token:
                 config = pat_config(budget)
                 config.host = workspace.host
-                return WorkspaceApi(config)
+                return WorkspaceApi(config, environment)
             kwargs: dict[str, Any] = {
                 "host": workspace.host,
                 "retry_timeout_seconds": budget,
@@ -940,7 +1003,7 @@ def workspace_client_factory(
             if client_id and client_secret:
                 kwargs["client_id"] = client_id
                 kwargs["client_secret"] = client_secret
-            return WorkspaceApi(Config(**kwargs))
+            return WorkspaceApi(Config(**kwargs), environment)
 
     return build
 

@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from redis import Redis
-
-from bot.approvals import ApprovalStore
 from bot.databricks import ClientFactory, HostResolver, discover_account_workspaces, workspace_client_factory
 from bot.errors import ConfigError
 from bot.fleet import WORKSPACE_REFRESH_SECONDS, Fleet
 from bot.governance.models import Policy, Workspace
 from bot.settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # not imported at run time: `patbot audit` needs neither Redis nor the store
     from databricks.sdk import AccountClient
+    from redis import Redis
+
+    from bot.approvals import ApprovalStore
 
 Clock = Callable[[], datetime]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from bot.errors import GovernanceError
 from bot.governance.models import Finding, WorkspaceReport
@@ -242,5 +243,19 @@ def run_log(parts: Application, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def run() -> NoReturn:
+    """The `patbot` console script: `main`, and after `audit`, an exit without the interpreter's teardown."""
+    code = main()
+    if sys.argv[1:2] == ["audit"]:
+        # The report is written; tearing the interpreter down (a connection pool per workspace, the report's
+        # objects, the idle pool threads) would only make the user wait longer for the prompt.
+        with contextlib.suppress(OSError):  # e.g. `patbot audit | head` closed the pipe
+            sys.stdout.flush()
+            sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    run()

@@ -18,7 +18,16 @@ from bot.errors import UnknownWorkspace
 from bot.fleet import Fleet
 from bot.governance.findings import Classifier
 from bot.governance.migration import OAuthSecret, assess_migrations
-from bot.governance.models import FleetReport, Policy, Posture, Principal, Token, Workspace, WorkspaceReport
+from bot.governance.models import (
+    FleetReport,
+    Policy,
+    Posture,
+    Principal,
+    Token,
+    TokenUser,
+    Workspace,
+    WorkspaceReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +94,9 @@ def assemble(
 
 
 class _WorkspaceRun:
-    """One workspace's reads as tasks of the shared pool: posture and tokens at once, then the SCIM reads
-    of the tokens' owners. Every task is one request; the last one to land assembles the report.
+    """One workspace's reads as tasks of the shared pool: token settings, token permissions and tokens at
+    once, then the SCIM reads of the tokens' owners. Every task is one request; the last one to land
+    assembles the report.
 
     With `oauth`, the service principals are listed too, then each active one's OAuth secrets (one task
     each), and the report carries their migration from PATs (`WorkspaceReport.migrations`).
@@ -110,6 +120,7 @@ class _WorkspaceRun:
         self._lock = threading.Lock()
         self._pending = 0
         self._posture: Outcome[Posture] = Outcome(error="not read")
+        self._token_users: Outcome[tuple[TokenUser, ...]] = Outcome(error="not read")
         self._tokens: Outcome[list[Token]] = Outcome(error="not read")
         self._principals: list[Principal] = []
         self._principal_error: str | None = None
@@ -121,7 +132,7 @@ class _WorkspaceRun:
         self._secret_error: str | None = None
 
     def start(self) -> None:
-        reads = [self._read_posture, self._read_tokens]
+        reads = [self._read_posture, self._read_token_users, self._read_tokens]
         self._spawn([*reads, self._read_service_principals] if self._oauth else reads)
 
     def _spawn(self, tasks: Sequence[Callable[[], None]]) -> None:
@@ -144,7 +155,7 @@ class _WorkspaceRun:
         try:
             report = assemble(
                 self.gateway.workspace,
-                self._posture,
+                self._posture_with_users(),
                 self._tokens,
                 principals,
                 self._classifier,
@@ -161,8 +172,25 @@ class _WorkspaceRun:
         self._finish(report)
 
     def _read_posture(self) -> None:
-        self._posture = capture(self.gateway.posture, self.label)
+        self._posture = capture(self.gateway.token_settings, self.label)
         self._landed()
+
+    def _read_token_users(self) -> None:
+        # Raised again below for `with_token_users`, which logs the failure and leaves the users unknown.
+        self._token_users = capture(self.gateway.token_users, self.label)
+        self._landed()
+
+    def _posture_with_users(self) -> Outcome[Posture]:
+        posture, users = self._posture, self._token_users
+        if posture.value is None:
+            return posture
+
+        def read() -> tuple[TokenUser, ...]:
+            if users.value is None:
+                raise DatabricksError(users.error or "not read", self.label)
+            return users.value
+
+        return Outcome(value=self.gateway.with_token_users(posture.value, read))
 
     def _read_tokens(self) -> None:
         self._tokens = tokens = capture(self.gateway.list_tokens, self.label)

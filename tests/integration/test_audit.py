@@ -102,6 +102,42 @@ def test_scim_forbidden_skips_orphan_detection_with_a_warning(
     assert all(Finding.ORPHANED not in t.findings for t in prod.tokens)
 
 
+def test_token_permissions_refused_leave_the_posture_with_a_warning(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    databricks.fail("prod", "/api/2.0/permissions/authorization/tokens", 403)
+    report = audit(emulator_fleet(databricks), Policy(), now=now)
+    prod = report.workspaces[0]
+    assert not prod.failed and prod.posture is not None and prod.posture.max_token_lifetime_days == 90
+    assert prod.posture.token_users is None
+    assert any("who may use tokens not read" in w for w in prod.warnings)
+    assert report.workspaces[1].posture is not None and report.workspaces[1].posture.token_users is not None
+
+
+def test_the_token_settings_refused_fail_the_workspace(databricks: DatabricksEmulator, now: datetime) -> None:
+    databricks.fail("staging", "/api/2.0/workspace-conf", 403)
+    report = audit(emulator_fleet(databricks), Policy(), now=now)
+    assert [ws.workspace.name for ws in report.failed] == ["staging"]
+    assert "reading the token settings" in (report.failed[0].error or "")
+
+
+def test_the_posture_reads_go_out_together_with_the_tokens(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    """Token settings, token permissions and tokens are read at once: with 1 s per call, all three are
+    answered in the same second (before, the permissions waited for the settings: a second later)."""
+    databricks.set_latency("prod", 1.0)
+    databricks.clear_requests()
+    audit(emulator_fleet(databricks), Policy(), now=now, selectors=["prod"])
+    answered = {r.path: r.at for r in databricks.requests}
+    first = [
+        answered["/api/2.0/workspace-conf"],
+        answered["/api/2.0/permissions/authorization/tokens"],
+        answered["/api/2.0/token-management/tokens"],
+    ]
+    assert max(first) - min(first) < 0.5
+
+
 def test_429_then_success(databricks: DatabricksEmulator, now: datetime) -> None:
     databricks.fail("prod", "/api/2.0/token-management/tokens", 429, times=1, retry_after=1)
     report = audit(emulator_fleet(databricks), Policy(), now=now)
