@@ -183,47 +183,51 @@ def token_from_sdk(info: TokenInfo, workspace: str) -> Token | None:
     )
 
 
-def _int_or_none(d: Mapping[str, Any], field: str) -> int | None:
-    value = d.get(field)
-    return None if value is None else int(value)
-
-
-_AUTOSCOPE_STATES: frozenset[str] | None = None
-
-
-def _autoscope_states() -> frozenset[str]:
-    """The `AutoscopeState` values the SDK knows (it reads any other value as None)."""
-    global _AUTOSCOPE_STATES
-    if _AUTOSCOPE_STATES is None:
-        from databricks.sdk.service.iam import AutoscopeState
-
-        _AUTOSCOPE_STATES = frozenset(s.value for s in AutoscopeState)
-    return _AUTOSCOPE_STATES
+AUTOSCOPE_STATES = frozenset(
+    {
+        "AUTOSCOPE_STATE_API_NOT_COVERED",
+        "AUTOSCOPE_STATE_BACKFILLED",
+        "AUTOSCOPE_STATE_COMPLETED",
+        "AUTOSCOPE_STATE_DISABLED",
+        "AUTOSCOPE_STATE_RUNNING",
+        "AUTOSCOPE_STATE_USER_SELECTED",
+    }
+)
+"""The SDK's `AutoscopeState` values (it reads any other as None); spelled out, since importing the SDK's
+`iam` module for them costs a fleet audit 60 ms of start-up. A unit test holds them to the SDK's enum."""
 
 
 def token_from_dict(d: Mapping[str, Any], workspace: str) -> Token | None:
     """`token_from_sdk(TokenInfo.from_dict(d), workspace)` without building the `TokenInfo`: a listing of
-    100,000 tokens maps each record once."""
-    token_id = d.get("token_id")
-    created = _from_millis(_int_or_none(d, "creation_time"))
-    if not token_id or created is None:
+    100,000 tokens maps each record once (inlined: this runs once per token of the fleet)."""
+    get = d.get
+    token_id = get("token_id")
+    created_ms = get("creation_time")
+    if not token_id or created_ms is None or int(created_ms) <= 0:
         return None
-    last_used = _from_millis(_int_or_none(d, "last_used_day"))
-    owner_id = _int_or_none(d, "owner_id")
-    state = d.get("autoscope_state")
+    expiry_ms, used_ms = get("expiry_time"), get("last_used_day")
+    owner_id = get("owner_id")
+    if owner_id is None:
+        owner_id = get("created_by_id")
+    state = get("autoscope_state")
+    scopes, inferred, backfill = get("scopes"), get("inferred_scopes"), get("backfill_scopes")
     return Token(
         token_id=token_id,
         workspace=workspace,
-        owner=d.get("created_by_username") or "",
-        owner_id=owner_id if owner_id is not None else _int_or_none(d, "created_by_id"),
-        comment=d.get("comment") or "",
-        created=created,
-        expires=_from_millis(_int_or_none(d, "expiry_time")),
-        last_used=last_used.date() if last_used is not None else None,
-        scopes=tuple(d.get("scopes") or ()),
-        autoscope_state=state if isinstance(state, str) and state in _autoscope_states() else "",
-        inferred_scopes=tuple(d.get("inferred_scopes") or ()),
-        backfill_scopes=tuple(d.get("backfill_scopes") or ()),
+        owner=get("created_by_username") or "",
+        owner_id=None if owner_id is None else int(owner_id),
+        comment=get("comment") or "",
+        created=datetime.fromtimestamp(int(created_ms) / 1000, tz=UTC),
+        expires=_from_millis(None if expiry_ms is None else int(expiry_ms)),
+        last_used=(
+            datetime.fromtimestamp(int(used_ms) / 1000, tz=UTC).date()
+            if used_ms is not None and int(used_ms) > 0
+            else None
+        ),
+        scopes=tuple(scopes) if scopes else (),
+        autoscope_state=state if isinstance(state, str) and state in AUTOSCOPE_STATES else "",
+        inferred_scopes=tuple(inferred) if inferred else (),
+        backfill_scopes=tuple(backfill) if backfill else (),
     )
 
 
@@ -263,14 +267,18 @@ def json_array_items(text: str, field: str) -> Iterator[Any]:
             if text[pos : pos + 1] == "]":
                 pos += 1
             else:
-                while True:
-                    item, pos = _JSON.raw_decode(text, pos)
+                decode, blank = _JSON.raw_decode, _BLANK.match
+                while True:  # once per record: spelled out, no helper calls
+                    item, pos = decode(text, pos)
                     yield item
-                    pos = skip(pos)
-                    if expect(pos, ",]") == "]":
+                    pos = blank(text, pos).end()  # type: ignore[union-attr]
+                    after = text[pos : pos + 1]
+                    if after == "]":
                         pos += 1
                         break
-                    pos = skip(pos + 1)
+                    if after != ",":
+                        raise ValueError(f"expected one of ',]' at {pos}")
+                    pos = blank(text, pos + 1).end()  # type: ignore[union-attr]
         else:
             _, pos = _JSON.raw_decode(text, pos)
         pos = skip(pos)
@@ -561,8 +569,16 @@ class WorkspaceGateway:
         return ""
 
     def posture(self) -> Posture:
-        """PATs enabled or not, the maximum token lifetime and who may use tokens (two reads)."""
-        return self.with_token_users(self.token_settings(), self.token_users)
+        """PATs enabled or not, the maximum token lifetime and who may use tokens (two reads); without who
+        may use tokens, and a warning logged, when the token permissions cannot be read (e.g. below the
+        Premium plan)."""
+        posture = self.token_settings()
+        try:
+            users = self.token_users()
+        except DatabricksError as exc:
+            log.warning("who may use tokens in %s: %s", self.workspace.label, exc.user_message)
+            return posture
+        return replace(posture, token_users=users)
 
     def token_settings(self) -> Posture:
         """PATs enabled or not and the maximum token lifetime (who may use tokens not read)."""
@@ -582,16 +598,6 @@ class WorkspaceGateway:
         with translated_errors(self.workspace.label, "reading who may use tokens"):
             body = self.client.reads.get_json(TOKEN_PERMISSIONS_PATH)
         return token_users_from_acl(body if isinstance(body, dict) else {})
-
-    def with_token_users(self, posture: Posture, read: Callable[[], tuple[TokenUser, ...]]) -> Posture:
-        """`posture` with who may use tokens; without, and a warning logged, when `read` fails (e.g. no
-        token permissions below the Premium plan)."""
-        try:
-            users = read()
-        except DatabricksError as exc:
-            log.warning("who may use tokens in %s: %s", self.workspace.label, exc.user_message)
-            return posture
-        return replace(posture, token_users=users)
 
     def set_max_lifetime(self, days: int) -> str:
         """Set `maxTokenLifetimeDays` (a string value) with exactly one PATCH; returns a note as `revoke`."""

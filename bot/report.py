@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol, TextIO
 
@@ -21,38 +21,63 @@ from bot.governance.models import (
     WorkspaceReport,
 )
 
-TokenField = tuple[str, Callable[[TokenAssessment, str], Any]]
-
-# One line per column of the JSON and CSV reports: its name, and its value from a token's assessment and
-# its workspace's label. CSV joins list values with `;`.
-TOKEN_FIELDS: tuple[TokenField, ...] = (
-    ("workspace", lambda item, label: label),
-    ("token_id", lambda item, label: item.token.token_id),
-    ("owner", lambda item, label: item.token.owner),
-    ("principal_type", lambda item, label: item.principal_type.value),
-    ("comment", lambda item, label: item.token.comment),
-    ("created", lambda item, label: _iso(item.token.created)),
-    ("expires", lambda item, label: _iso(item.token.expires)),
-    ("last_used", lambda item, label: _iso(item.token.last_used)),
-    ("findings", lambda item, label: [f.value for f in item.findings]),
-    ("days_until_auto_revoke", lambda item, label: item.days_until_auto_revoke),
-    ("scopes", lambda item, label: list(item.token.scopes)),  # empty: full access, as Databricks applies it
-    ("used_scopes", lambda item, label: list(item.token.used_scopes) or None),  # what Databricks saw it call
+# The columns of the JSON and CSV reports, in order; `token_values` gives a token's values in this order.
+TOKEN_COLUMNS = (
+    "workspace",
+    "token_id",
+    "owner",
+    "principal_type",
+    "comment",
+    "created",
+    "expires",
+    "last_used",
+    "findings",
+    "days_until_auto_revoke",
+    "scopes",  # empty: full access, as Databricks applies it
+    "used_scopes",  # what Databricks saw it call (None: not known)
 )
-TOKEN_COLUMNS = tuple(name for name, _ in TOKEN_FIELDS)
 
 
 def _iso(value: datetime | date | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _timestamp(value)
     return value.isoformat()
+
+
+def _timestamp(value: datetime) -> str:
+    """`2026-11-30T09:00:00Z` (what `strftime("%Y-%m-%dT%H:%M:%SZ")` writes, in two thirds of the time)."""
+    return value.isoformat(timespec="seconds")[:19] + "Z"
+
+
+def token_values(item: TokenAssessment, workspace_label: str) -> list[Any]:
+    """One token's values in `TOKEN_COLUMNS` order, dates in ISO 8601 UTC (list values stay lists).
+
+    Written out once per token of the fleet, so spelled out rather than looked up: the enums are `StrEnum`s,
+    which JSON and CSV write as their values.
+    """
+    token = item.token
+    expires, last_used = token.expires, token.last_used
+    return [
+        workspace_label,
+        token.token_id,
+        token.owner,
+        item.principal_type,
+        token.comment,
+        _timestamp(token.created),
+        None if expires is None else _timestamp(expires),
+        None if last_used is None else last_used.isoformat(),
+        list(item.findings),
+        item.days_until_auto_revoke,
+        list(token.scopes),
+        list(token.used_scopes) or None,
+    ]
 
 
 def token_row(item: TokenAssessment, workspace_label: str) -> dict[str, Any]:
     """One token as a flat record with ISO 8601 UTC dates."""
-    return {name: value(item, workspace_label) for name, value in TOKEN_FIELDS}
+    return dict(zip(TOKEN_COLUMNS, token_values(item, workspace_label), strict=True))
 
 
 def workspace_row(ws: WorkspaceReport) -> dict[str, Any]:
@@ -207,9 +232,7 @@ class CsvReportWriter:
 
     def tokens(self, items: Iterable[tuple[TokenAssessment, str]]) -> None:
         """Write token lines."""
-        self._writer.writerows(
-            [*(_csv_safe(value(item, label)) for _, value in TOKEN_FIELDS), ""] for item, label in items
-        )
+        self._writer.writerows([*map(_csv_safe, token_values(item, label)), ""] for item, label in items)
 
     def close(self) -> None:
         blanks = [""] * (len(TOKEN_COLUMNS) - 1)
@@ -255,13 +278,18 @@ def to_csv(report: FleetReport) -> str:
     return out.getvalue()
 
 
+_FORMULA_STARTS = frozenset("=+-@")
+
+
 def _csv_safe(value: Any) -> Any:
     # Spreadsheet formula injection: a comment such as "=HYPERLINK(...)" must stay text.
+    if value is None:
+        return ""
     if isinstance(value, list | tuple):
-        value = ";".join(str(v) for v in value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        value = ";".join(map(str, value))
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS:
         return "'" + value
-    return "" if value is None else value
+    return value
 
 
 def to_table(report: FleetReport) -> str:

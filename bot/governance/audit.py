@@ -176,21 +176,19 @@ class _WorkspaceRun:
         self._landed()
 
     def _read_token_users(self) -> None:
-        # Raised again below for `with_token_users`, which logs the failure and leaves the users unknown.
         self._token_users = capture(self.gateway.token_users, self.label)
         self._landed()
 
     def _posture_with_users(self) -> Outcome[Posture]:
+        """The token settings with who may use tokens; without them (a warning in the report, see
+        `assemble`) when the token permissions could not be read, e.g. below the Premium plan."""
         posture, users = self._posture, self._token_users
         if posture.value is None:
             return posture
-
-        def read() -> tuple[TokenUser, ...]:
-            if users.value is None:
-                raise DatabricksError(users.error or "not read", self.label)
-            return users.value
-
-        return Outcome(value=self.gateway.with_token_users(posture.value, read))
+        if users.value is None:
+            log.warning("who may use tokens in %s: %s", self.label, users.error)
+            return posture
+        return Outcome(value=replace(posture.value, token_users=users.value))
 
     def _read_tokens(self) -> None:
         self._tokens = tokens = capture(self.gateway.list_tokens, self.label)

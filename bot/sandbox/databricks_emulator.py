@@ -292,6 +292,9 @@ class RecordedRequest:
     body: Any
     status: int
     at: float
+    """When it was answered (epoch seconds, after any latency)."""
+    received: float = 0.0
+    """When it arrived."""
 
 
 # ------------------------------------------------------------------------------------------------- server
@@ -363,6 +366,9 @@ class _ScimError(Exception):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 refuses a burst of new connections (a client opening a dozen at
+    # once while this process is busy); a real server's backlog is far deeper.
+    request_queue_size = 128
 
     def __init__(self, port: int, emulator: DatabricksEmulator, target: str) -> None:
         self.emulator = emulator
@@ -774,6 +780,7 @@ class DatabricksEmulator:
     def _handle(
         self, target: str, method: str, raw_path: str, auth: str | None, raw_body: bytes
     ) -> _Response:
+        received = time.time()
         with self._lock:
             delay = self._latency.get(target, 0.0)
         if delay:
@@ -800,7 +807,9 @@ class DatabricksEmulator:
             if target != ACCOUNT:
                 resp.headers.setdefault("x-databricks-org-id", str(self._workspaces[target].workspace_id))
             self._log.append(
-                RecordedRequest(method, path, query, target, _redact(body), resp.status, time.time())
+                RecordedRequest(
+                    method, path, query, target, _redact(body), resp.status, time.time(), received=received
+                )
             )
         return resp
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from databricks.sdk.service.settings import TokenInfo
 
-from bot.databricks import token_from_dict, token_from_sdk
+from bot.databricks import AUTOSCOPE_STATES, token_from_dict, token_from_sdk
 
 HOST = "https://dbc-1.cloud.databricks.com"
 FULL: dict[str, Any] = {
@@ -55,3 +55,9 @@ def test_a_full_record_keeps_every_field() -> None:
         "AUTOSCOPE_STATE_RUNNING",
         ("sql",),
     )
+
+
+def test_the_autoscope_states_are_the_sdks() -> None:
+    from databricks.sdk.service.iam import AutoscopeState
+
+    assert {s.value for s in AutoscopeState} == AUTOSCOPE_STATES
