@@ -174,6 +174,10 @@ def child_env(hosts: list[str], src: Path) -> dict[str, str]:
         PATBOT_WORKSPACES=",".join(hosts),
         DATABRICKS_TOKEN=DEFAULT_ADMIN_TOKEN,
         PYTHONPATH=str(src),
+        # The emulator answers 1,000 workspaces from one Python process on the same two cores: when other
+        # jobs load the machine it can fall seconds behind, and the default 10 s retry budget would then fail
+        # workspaces (and the run) instead of timing the audit. The SDK scripts keep the SDK's defaults.
+        PATBOT_DATABRICKS_TIMEOUT_SECONDS="60",
     )
     env.pop("REDIS_URL", None)
     return env

@@ -218,3 +218,18 @@ def test_output_streams_while_a_slow_workspace_is_still_being_read(
         assert [ws["token_count"] for ws in doc["workspaces"]] == [10, 10, 10]
     else:
         assert len(list(csv.DictReader(io.StringIO(out.getvalue())))) == 30
+
+
+def test_a_large_report_is_written_whole_before_the_quick_exit(tmp_path: Path) -> None:
+    """`patbot audit` leaves without the interpreter's teardown: everything written must be out first."""
+    from datetime import UTC, datetime
+
+    from bot.sandbox.databricks_emulator import seed_fleet
+
+    with DatabricksEmulator(seed_fleet(2, 3000, now=datetime.now(UTC))) as big:
+        csv_run = run_patbot("audit", "--format", "csv", env=fleet_env(big), cwd=tmp_path)
+        json_run = run_patbot(
+            "audit", "--format", "json", "--fail-on", "stale", env=fleet_env(big), cwd=tmp_path
+        )
+    assert csv_run.returncode == 0 and len(csv_run.stdout.splitlines()) == 1 + 6000
+    assert json_run.returncode == 1 and len(json.loads(json_run.stdout)["tokens"]) == 6000
