@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from bot.errors import GovernanceError
@@ -146,6 +147,25 @@ def _application() -> Application:
 
 def run_audit(parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`patbot audit`: print the report as workspaces are read; exit 2 if one failed, 1 on --fail-on."""
+    with _without_cycle_collection():
+        return _audit(parts, args, out, err)
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Pause Python's cycle collector: an audit allocates a few records per token and frees them by
+    reference counting, and the collector would walk the growing heap again and again for cycles that are
+    not there (a tenth of the CPU of a 100,000-token audit)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _audit(parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.governance.audit import select_gateways, stream_audit
     from bot.report import CsvReportWriter, JsonReportWriter, ReportWriter, TableReportWriter
 
