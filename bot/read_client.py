@@ -42,6 +42,7 @@ from bot.sdk_import import defer_sdk_package
 defer_sdk_package()  # before the first databricks.sdk import: the client core, not every service
 
 from databricks.sdk._base_client import _BaseClient  # noqa: E402
+from databricks.sdk.errors.base import DatabricksError as SdkError  # noqa: E402
 from databricks.sdk.errors.parser import _Parser  # noqa: E402
 from databricks.sdk.retries import retried  # noqa: E402
 
@@ -143,8 +144,10 @@ class ReadClient:
         error = _PARSER.get_api_error(response)
         if error is not None:
             return error
-        # A 1xx or 3xx: the SDK sends GETs without following redirects to a login page either.
-        return requests.ConnectionError(f"unexpected HTTP {status} from {url.split('?')[0]}")
+        # A redirect (e.g. to a login page when private link is misconfigured): an answer, not a glitch, so
+        # the SDK's base error, which its retry rule does not retry.
+        where = url.split("?")[0]
+        return SdkError(f"unexpected HTTP {status} from {where} (redirected to {headers.get('Location')})")
 
 
 class _Connections:

@@ -202,3 +202,33 @@ def test_the_network_is_read_from_the_environment_as_requests_reads_it(
     assert network.ca_bundle == "/etc/corp/ca.pem"
     assert network.proxy_for("https://adb-1.azuredatabricks.net") == "http://proxy.corp:3128"
     assert network.proxy_for("https://ws.internal.corp") is None
+
+
+def test_a_redirect_is_an_answer_not_retried() -> None:
+    """A workspace URL that redirects (to a login page, say) fails at once, naming where it was sent."""
+    calls: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            calls.append(self.path)
+            self.send_response(302)
+            self.send_header("Location", "https://login.example.com/sso")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(sdk_errors.DatabricksError) as raised:
+            client(f"http://127.0.0.1:{server.server_address[1]}", retry=5).get_json(CONF, KEYS)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(calls) == 1
+    mapped = translate_error(raised.value, "prod", "reading the token settings")
+    assert "HTTP 302" in mapped.user_message and "login.example.com" in mapped.user_message
