@@ -113,10 +113,6 @@ class ReadClient:
         body: bytes = self._get(path, query)
         return body
 
-    def close(self) -> None:
-        """Close the kept-alive connections."""
-        self._connections.close()
-
     def _perform(self, path: str, query: Mapping[str, Any] | None) -> bytes:
         target = path + ("?" + urlencode(query, doseq=True) if query else "")
         headers = {
@@ -208,12 +204,6 @@ class _Connections:
                     raise requests.ConnectionError(f"cannot connect to {self._host}: {exc}") from exc
                 finally:
                     self._give_back(conn, keep)
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
 
     def _take(self) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:

@@ -132,7 +132,7 @@ class _WorkspaceRun:
         self._secret_error: str | None = None
 
     def start(self) -> None:
-        reads = [self._read_posture, self._read_token_users, self._read_tokens]
+        reads = [self._read_token_settings, self._read_token_users, self._read_tokens]
         self._spawn([*reads, self._read_service_principals] if self._oauth else reads)
 
     def _spawn(self, tasks: Sequence[Callable[[], None]]) -> None:
@@ -171,7 +171,7 @@ class _WorkspaceRun:
             self._judge_migrations(report)
         self._finish(report)
 
-    def _read_posture(self) -> None:
+    def _read_token_settings(self) -> None:
         self._posture = capture(self.gateway.token_settings, self.label)
         self._landed()
 
