@@ -54,7 +54,7 @@ def main() -> None:
                     _ = gw.client  # the SDK's host probe is not the audit's cost
                 emu.clear_requests()
                 start = time.perf_counter()
-                report = audit_fleet(gws, Policy(), now=now, max_workers=64, oauth=oauth)
+                report = audit_fleet(gws, Policy(), now=now, max_in_flight=64, oauth=oauth)
                 times.append(time.perf_counter() - start)
                 calls = emu.count_requests()
             label = "with OAuth secrets" if oauth else "PATs only        "

@@ -195,7 +195,7 @@ def _audit(parts: Application, args: argparse.Namespace, out: TextIO, err: TextI
         parts.policy,
         now=now,
         owner=args.owner,
-        max_workers=parts.settings.audit_concurrency,
+        max_in_flight=parts.settings.audit_concurrency,
         on_progress=progress,
         oauth=args.format == "json",  # service principals' migration to OAuth: only JSON shows it
     ):

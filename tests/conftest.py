@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.redis_server", "tests.fixtures.emulators"]
+pytest_plugins = ["tests.fixtures.redis_server", "tests.fixtures.emulators", "tests.fixtures.proxy"]

@@ -3,10 +3,12 @@
 - `errors`: domain errors and the mapping of SDK and transport failures to them;
 - `records`: Databricks' JSON and SDK records mapped to domain records;
 - `scim`: the reads of users and service principals;
+- `steps`: reads written once as steps, driven blocking (`bot.read_client`) or on the fleet audit's event
+  loop (`bot.async_read_client`);
 - `clients`: each workspace's client core and how it is built from the credentials; account discovery;
 - `gateway`: `WorkspaceGateway`, everything patbot does in one workspace.
 
-Reads of the fleet audit go through `bot.read_client`, writes through `bot.write_once`.
+Writes go out through `bot.write_once`.
 """
 
 from bot.sdk_import import defer_sdk_package

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from databricks.sdk.core import ApiClient, Config
 from databricks.sdk.credentials_provider import CredentialsStrategy
 
+from bot.async_read_client import AsyncReadClient
 from bot.databricks.errors import translated_errors
 from bot.governance.models import Workspace
 from bot.read_client import Network, ReadClient
@@ -47,16 +48,22 @@ class WorkspaceApi:
 
     @cached_property
     def reads(self) -> ReadClient:
-        """The audit's GETs: one keep-alive connection pool to the workspace."""
+        """Blocking GETs (the Slack flows' reads): one keep-alive connection pool to the workspace."""
+        return ReadClient(str(self.config.host), self.config.authenticate, **self._read_options())
+
+    def async_reads(self) -> AsyncReadClient:
+        """The fleet audit's GETs on its event loop: a new client (its connections) for each audit, which
+        closes it."""
+        return AsyncReadClient(str(self.config.host), self.config.authenticate, **self._read_options())
+
+    def _read_options(self) -> dict[str, Any]:
         config = self.config
-        return ReadClient(
-            str(config.host),
-            config.authenticate,
-            user_agent=config.user_agent,
-            http_timeout_seconds=float(config.http_timeout_seconds or 60),
-            retry_timeout_seconds=float(config.retry_timeout_seconds or 300),
-            network=self._network,
-        )
+        return {
+            "user_agent": config.user_agent,
+            "http_timeout_seconds": float(config.http_timeout_seconds or 60),
+            "retry_timeout_seconds": float(config.retry_timeout_seconds or 300),
+            "network": self._network,
+        }
 
     @cached_property
     def token_management(self) -> TokenManagementAPI:

@@ -48,6 +48,7 @@ from bot.databricks.scim import (
     principals_from_page,
     scim_string,
 )
+from bot.databricks.steps import Get, Steps, run_steps
 from bot.governance.migration import OAuthSecret
 from bot.governance.models import (
     Posture,
@@ -105,13 +106,18 @@ class WorkspaceGateway:
 
     def list_tokens(self) -> list[Token]:
         """Every PAT in the workspace (expired ones included, as the API lists them)."""
-        return list(self._reads.get("tokens", self._list_tokens))
+        return list(self._reads.get("tokens", lambda: self._run(self.list_tokens_steps())))
 
-    def _list_tokens(self) -> list[Token]:
+    def _run(self, steps: Steps[_T]) -> _T:
+        """Run a read's steps with this workspace's blocking client."""
+        return run_steps(steps, lambda: self.client.reads)
+
+    def list_tokens_steps(self) -> Steps[list[Token]]:
+        """`list_tokens` as steps (`bot.databricks.steps`), uncached."""
         tokens = []
         host = self.workspace.host
         with translated_errors(self.workspace.label, "listing tokens"):
-            text = self.client.reads.get_bytes(TOKENS_PATH).decode("utf-8")
+            text: str = yield Get(TOKENS_PATH, text=True)
             # One record decoded and mapped at a time: 100,000 parsed dicts are never all held at once.
             for info in json_array_items(text, "token_infos"):
                 token = token_from_dict(info, host)
@@ -159,21 +165,23 @@ class WorkspaceGateway:
 
     def token_settings(self) -> Posture:
         """PATs enabled or not and the maximum token lifetime (who may use tokens not read)."""
-        return self._reads.get("token-settings", self._token_settings)
+        return self._reads.get("token-settings", lambda: self._run(self.token_settings_steps()))
 
-    def _token_settings(self) -> Posture:
+    def token_settings_steps(self) -> Steps[Posture]:
+        """`token_settings` as steps, uncached."""
         with translated_errors(self.workspace.label, "reading the token settings"):
-            conf = self.client.reads.get_json("/api/2.0/workspace-conf", {"keys": _POSTURE_KEYS})
+            conf = yield Get("/api/2.0/workspace-conf", {"keys": _POSTURE_KEYS})
         return posture_from_conf({str(k): v for k, v in conf.items()} if isinstance(conf, dict) else {})
 
     def token_users(self) -> tuple[TokenUser, ...]:
         """Who may use tokens: the grants of the token permissions."""
-        return self._reads.get("token-users", self._token_users)
+        return self._reads.get("token-users", lambda: self._run(self.token_users_steps()))
 
-    def _token_users(self) -> tuple[TokenUser, ...]:
+    def token_users_steps(self) -> Steps[tuple[TokenUser, ...]]:
+        """`token_users` as steps, uncached."""
         # Read raw: the SDK's TokenPermissionLevel knows only CAN_USE and turns the admins' CAN_MANAGE into None.
         with translated_errors(self.workspace.label, "reading who may use tokens"):
-            body = self.client.reads.get_json(TOKEN_PERMISSIONS_PATH)
+            body = yield Get(TOKEN_PERMISSIONS_PATH)
         return token_users_from_acl(body if isinstance(body, dict) else {})
 
     def set_max_lifetime(self, days: int) -> str:
@@ -204,11 +212,15 @@ class WorkspaceGateway:
         """SCIM service principals, named by application ID."""
         return list(self._reads.get("service_principals", lambda: self._read_all(SPS_PATH)))
 
+    def service_principal_reads(self) -> list[PrincipalRead]:
+        """The SCIM reads that list every service principal (the first page, which names the others)."""
+        return [self._page_read(SPS_PATH, 1, first=True)]
+
     def _read_all(self, path: str) -> list[Principal]:
         found: list[Principal] = []
         pending = [self._page_read(path, 1, first=True)]
         while pending:
-            page = pending.pop(0)()
+            page = self._run(pending.pop(0)())
             found.extend(page.principals)
             pending.extend(page.more)
         return found
@@ -245,15 +257,15 @@ class WorkspaceGateway:
         return reads
 
     def _filter_read(self, path: str, scim_filter: str) -> PrincipalRead:
-        def read() -> PrincipalPage:
-            page = self._scim_get(path, {"filter": scim_filter, "count": SCIM_PAGE_REQUEST})
+        def read() -> Steps[PrincipalPage]:
+            page = yield from self._scim_get(path, {"filter": scim_filter, "count": SCIM_PAGE_REQUEST})
             return PrincipalPage(principals_from_page(path, page), [])
 
         return read
 
     def _page_read(self, path: str, start: int, *, first: bool = False) -> PrincipalRead:
-        def read() -> PrincipalPage:
-            page = self._scim_get(path, {"startIndex": start, "count": SCIM_PAGE_REQUEST})
+        def read() -> Steps[PrincipalPage]:
+            page = yield from self._scim_get(path, {"startIndex": start, "count": SCIM_PAGE_REQUEST})
             found = principals_from_page(path, page)
             more: list[PrincipalRead] = []
             if first and found:
@@ -264,11 +276,11 @@ class WorkspaceGateway:
 
         return read
 
-    def _scim_get(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
+    def _scim_get(self, path: str, query: dict[str, Any]) -> Steps[dict[str, Any]]:
         what = "users" if path == USERS_PATH else "service principals"
         query["attributes"] = USER_ATTRIBUTES if path == USERS_PATH else SP_ATTRIBUTES
         with translated_errors(self.workspace.label, f"listing {what}"):
-            page = self.client.reads.get_json(path, query)
+            page = yield Get(path, query)
         return page if isinstance(page, dict) else {}
 
     def create_obo_token(
@@ -360,6 +372,10 @@ class WorkspaceGateway:
         return list(self._reads.get(f"sp-secrets:{principal_id}", lambda: self._list_secrets(principal_id)))
 
     def _list_secrets(self, principal_id: str) -> list[OAuthSecret]:
+        return self._run(self.principal_secrets_steps(principal_id))
+
+    def principal_secrets_steps(self, principal_id: str) -> Steps[list[OAuthSecret]]:
+        """`list_principal_secrets` as steps, uncached."""
         host, path = self.workspace.host, sp_secrets_path(principal_id)
         query: dict[str, str] = {}
         found: list[OAuthSecret] = []
@@ -367,7 +383,7 @@ class WorkspaceGateway:
             self.workspace.label, f"listing the OAuth secrets of principal {principal_id}"
         ):
             while True:  # paged as the SDK's ServicePrincipalSecretsProxyAPI.list: until no next_page_token
-                page = self.client.reads.get_json(path, query)
+                page = yield Get(path, query)
                 for item in page.get("secrets") or []:
                     secret = secret_from_dict(item, principal_id, host)
                     if secret is not None:

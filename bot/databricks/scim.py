@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.databricks.steps import Steps
 from bot.governance.models import Principal, PrincipalType
 
 # A SCIM filter of 50 `id eq "…"` terms has 99 nodes; Databricks refuses filters of more than 200.
@@ -30,7 +31,8 @@ class PrincipalPage:
     complete: bool = False  # True when the reads list every principal, not only the ones asked for
 
 
-PrincipalRead = Callable[[], PrincipalPage]
+PrincipalRead = Callable[[], Steps[PrincipalPage]]
+"""One SCIM read, as steps (`bot.databricks.steps`)."""
 
 
 def scim_string(value: str) -> str:

@@ -36,5 +36,5 @@ class FlowDeps:
             now=self.clock(),
             owner=owner,
             selectors=selectors,
-            max_workers=self.settings.audit_concurrency,
+            max_in_flight=self.settings.audit_concurrency,
         )

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from bot.databricks import DatabricksError, PrincipalRead, WorkspaceGateway
+from bot.databricks.steps import Steps, run_steps_async
 from bot.errors import UnknownWorkspace
 from bot.fleet import Fleet
 from bot.governance.findings import Classifier
@@ -29,6 +30,9 @@ from bot.governance.models import (
     WorkspaceReport,
 )
 
+if TYPE_CHECKING:
+    from bot.async_read_client import AsyncReadClient
+
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, WorkspaceReport], None]
@@ -41,17 +45,6 @@ class Outcome(Generic[T]):
 
     value: T | None = None
     error: str | None = None
-
-
-def capture(read: Callable[[], T], label: str) -> Outcome[T]:
-    """Run one read; a failure becomes a message instead of an exception."""
-    try:
-        return Outcome(value=read())
-    except DatabricksError as exc:
-        return Outcome(error=exc.user_message)
-    except Exception as exc:  # never let one workspace sink the fleet
-        log.exception("unexpected failure reading %s", label)
-        return Outcome(error=f"unexpected error reading {label} ({type(exc).__name__})")
 
 
 def resolve_owner(token: Token, principals: Mapping[int, Principal]) -> Token:
@@ -93,169 +86,122 @@ def assemble(
     return report
 
 
-class _WorkspaceRun:
-    """One workspace's reads as tasks of the shared pool: token settings, token permissions and tokens at
-    once, then the SCIM reads of the tokens' owners. Every task is one request; the last one to land
-    assembles the report.
+class _WorkspaceAudit:
+    """One workspace's reads as coroutines of the audit's event loop: token settings, token permissions
+    and tokens at once, then the SCIM reads of the tokens' owners.
 
-    With `oauth`, the service principals are listed too, then each active one's OAuth secrets (one task
-    each), and the report carries their migration from PATs (`WorkspaceReport.migrations`).
+    With `oauth`, the service principals are listed too, then each active one's OAuth secrets, and the
+    report carries their migration from PATs (`WorkspaceReport.migrations`).
     """
 
     def __init__(
         self,
         gateway: WorkspaceGateway,
-        submit: Callable[[Callable[[], None]], None],
-        finish: Callable[[WorkspaceReport], None],
+        reads: Callable[[], Awaitable[AsyncReadClient]],
+        limit: asyncio.Semaphore,
         classifier: Classifier,
         owner: str | None,
         oauth: bool = False,
     ) -> None:
         self.gateway = gateway
         self.label = gateway.workspace.label
-        self._submit = submit
-        self._finish = finish
+        self._reads = reads
+        self._limit = limit
         self._classifier = classifier
         self._owner = owner
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._posture: Outcome[Posture] = Outcome(error="not read")
-        self._token_users: Outcome[tuple[TokenUser, ...]] = Outcome(error="not read")
-        self._tokens: Outcome[list[Token]] = Outcome(error="not read")
-        self._principals: list[Principal] = []
-        self._principal_error: str | None = None
         self._oauth = oauth
-        self._service_principals: Outcome[list[Principal]] = Outcome(error="not read")
-        self._sps_landed = False
-        self._owner_ids: set[int] | None = None  # the tokens' owners, once the tokens are listed
-        self._secrets: dict[str, list[OAuthSecret]] = {}
-        self._secret_error: str | None = None
 
-    def start(self) -> None:
-        reads = [self._read_token_settings, self._read_token_users, self._read_tokens]
-        self._spawn([*reads, self._read_service_principals] if self._oauth else reads)
-
-    def _spawn(self, tasks: Sequence[Callable[[], None]]) -> None:
-        with self._lock:
-            self._pending += len(tasks)
-        for task in tasks:
-            self._submit(task)
-
-    def _landed(self) -> None:
-        with self._lock:
-            self._pending -= 1
-            last = self._pending == 0
-        if not last:
-            return
-        principals: Outcome[list[Principal]] = (
-            Outcome(error=self._principal_error)
-            if self._principal_error is not None
-            else Outcome(value=self._principals)
-        )
+    async def _outcome(self, steps: Steps[T]) -> Outcome[T]:
+        """Run one read; a failure becomes a message instead of an exception."""
         try:
-            report = assemble(
-                self.gateway.workspace,
-                self._posture_with_users(),
-                self._tokens,
-                principals,
-                self._classifier,
-                self._owner,
-            )
-        except Exception as exc:  # a report must land, or the audit would wait for it forever
-            log.exception("unexpected failure auditing %s", self.label)
-            report = WorkspaceReport(
-                workspace=self.gateway.workspace,
-                error=f"unexpected error reading {self.label} ({type(exc).__name__})",
-            )
+            return Outcome(value=await run_steps_async(steps, self._reads, self._limit))
+        except DatabricksError as exc:
+            return Outcome(error=exc.user_message)
+        except Exception as exc:  # never let one workspace sink the fleet
+            log.exception("unexpected failure reading %s", self.label)
+            return Outcome(error=f"unexpected error reading {self.label} ({type(exc).__name__})")
+
+    async def run(self) -> WorkspaceReport:
+        gw = self.gateway
+        settings = asyncio.ensure_future(self._outcome(gw.token_settings_steps()))
+        users = asyncio.ensure_future(self._outcome(gw.token_users_steps()))
+        sps: asyncio.Future[Outcome[list[Principal]]] | None = None
+        secrets: asyncio.Future[tuple[dict[str, list[OAuthSecret]], str | None]] | None = None
         if self._oauth:
-            self._judge_migrations(report)
-        self._finish(report)
+            sps = asyncio.ensure_future(self._read_pages(gw.service_principal_reads()))
+            secrets = asyncio.ensure_future(self._secrets(sps))
+        tokens = await self._outcome(gw.list_tokens_steps())
+        principals = await self._principals(tokens, sps)
+        posture = _posture_with_users(await settings, await users, self.label)
+        report = assemble(gw.workspace, posture, tokens, principals, self._classifier, self._owner)
+        if sps is not None and secrets is not None:
+            found, secret_error = await secrets
+            self._judge_migrations(report, await sps, found, secret_error)
+        return report
 
-    def _read_token_settings(self) -> None:
-        self._posture = capture(self.gateway.token_settings, self.label)
-        self._landed()
+    async def _principals(
+        self, tokens: Outcome[list[Token]], sps: asyncio.Future[Outcome[list[Principal]]] | None
+    ) -> Outcome[list[Principal]]:
+        """The tokens' owners: users (and service principals) by batched ID filters; with `oauth`, every
+        service principal is listed anyway, so only users are looked up, unless that listing failed."""
+        if tokens.value is None:
+            return Outcome(value=[])
+        gw = self.gateway
+        owner_ids = {t.owner_id for t in tokens.value if t.owner_id is not None}
+        if sps is None:
+            reads = gw.owner_reads(owner_ids, named=self._owner) if owner_ids or self._owner else []
+            return await self._read_pages(reads)
+        reads = gw.owner_reads(owner_ids, service_principals=False) if owner_ids else []
+        users = asyncio.ensure_future(self._read_pages(reads))
+        listed = await sps
+        if listed.value is None:  # the owners among the service principals, by ID as without `oauth`
+            listed = await self._read_pages(gw.owner_reads(owner_ids, users=False) if owner_ids else [])
+        found = await users
+        if found.value is None or listed.value is None:
+            return Outcome(error=found.error or listed.error)
+        return Outcome(value=found.value + listed.value)
 
-    def _read_token_users(self) -> None:
-        self._token_users = capture(self.gateway.token_users, self.label)
-        self._landed()
+    async def _read_pages(self, reads: Sequence[PrincipalRead]) -> Outcome[list[Principal]]:
+        """Every principal these SCIM reads find, all at once; then at once the pages a first page names."""
+        found: list[Principal] = []
+        error: str | None = None
+        pending = list(reads)
+        while pending:
+            pages = await asyncio.gather(*(self._outcome(read()) for read in pending))
+            pending = []
+            for page in pages:
+                if page.value is None:
+                    error = error or page.error
+                else:
+                    found.extend(page.value.principals)
+                    pending.extend(page.value.more)
+        return Outcome(error=error) if error is not None else Outcome(value=found)
 
-    def _posture_with_users(self) -> Outcome[Posture]:
-        """The token settings with who may use tokens; without them (a warning in the report, see
-        `assemble`) when the token permissions could not be read, e.g. below the Premium plan."""
-        posture, users = self._posture, self._token_users
-        if posture.value is None:
-            return posture
-        if users.value is None:
-            log.warning("who may use tokens in %s: %s", self.label, users.error)
-            return posture
-        return Outcome(value=replace(posture.value, token_users=users.value))
+    async def _secrets(
+        self, sps: asyncio.Future[Outcome[list[Principal]]]
+    ) -> tuple[dict[str, list[OAuthSecret]], str | None]:
+        listed = await sps
+        if listed.value is None:
+            return {}, None
+        active = [p.id for p in listed.value if p.active and p.id.isdigit()]
+        read = self.gateway.principal_secrets_steps
+        outcomes = await asyncio.gather(*(self._outcome(read(pid)) for pid in active))
+        found = {pid: o.value for pid, o in zip(active, outcomes, strict=True) if o.value is not None}
+        failed = next((o.error for o in outcomes if o.value is None), None)
+        return found, failed
 
-    def _read_tokens(self) -> None:
-        self._tokens = tokens = capture(self.gateway.list_tokens, self.label)
-        if tokens.value is not None:
-            owner_ids = {t.owner_id for t in tokens.value if t.owner_id is not None}
-            if self._oauth:
-                # Every service principal is listed for its OAuth secrets: only users are looked up here,
-                # unless that listing failed (then the owners among them are looked up as usual).
-                reads = self.gateway.owner_reads(owner_ids, service_principals=False) if owner_ids else []
-                with self._lock:
-                    self._owner_ids = owner_ids
-                    if self._service_principals.error is not None and self._sps_landed:
-                        reads += self._sp_owner_reads()
-            elif owner_ids or self._owner:
-                reads = self.gateway.owner_reads(owner_ids, named=self._owner)
-            else:
-                reads = []
-            self._spawn([partial(self._read_principals, read) for read in reads])
-        self._landed()
-
-    def _sp_owner_reads(self) -> list[PrincipalRead]:
-        ids = self._owner_ids or set()
-        return self.gateway.owner_reads(ids, users=False) if ids else []
-
-    def _read_principals(self, read: PrincipalRead) -> None:
-        page = capture(read, self.label)
-        with self._lock:
-            if page.value is not None:
-                self._principals.extend(page.value.principals)
-            elif self._principal_error is None:
-                self._principal_error = page.error
-        if page.value is not None and page.value.more:
-            self._spawn([partial(self._read_principals, more) for more in page.value.more])
-        self._landed()
-
-    def _read_service_principals(self) -> None:
-        sps = capture(self.gateway.service_principals, self.label)
-        fallback: list[PrincipalRead] = []
-        with self._lock:
-            self._service_principals, self._sps_landed = sps, True
-            if sps.value is not None:
-                self._principals.extend(sps.value)  # the owners among them, for `orphaned` and owner names
-            elif self._owner_ids is not None:
-                fallback = self._sp_owner_reads()
-        tasks = [partial(self._read_principals, read) for read in fallback]
-        if sps.value is not None:
-            active = [p for p in sps.value if p.active and p.id.isdigit()]
-            tasks += [partial(self._read_secrets, p.id) for p in active]
-        self._spawn(tasks)
-        self._landed()
-
-    def _read_secrets(self, principal_id: str) -> None:
-        listed = capture(lambda: self.gateway.list_principal_secrets(principal_id), self.label)
-        with self._lock:
-            if listed.value is not None:
-                self._secrets[principal_id] = listed.value
-            elif self._secret_error is None:
-                self._secret_error = listed.error
-        self._landed()
-
-    def _judge_migrations(self, report: WorkspaceReport) -> None:
+    def _judge_migrations(
+        self,
+        report: WorkspaceReport,
+        sps: Outcome[list[Principal]],
+        secrets: dict[str, list[OAuthSecret]],
+        secret_error: str | None,
+    ) -> None:
         """Judge the service principals' migration; none, with a warning, when a read failed: half the
         secrets would misclassify principals."""
         if report.failed:
             return
-        sps = self._service_principals
-        failed = sps.error if sps.value is None else self._secret_error
+        failed = sps.error if sps.value is None else secret_error
         if failed is not None or sps.value is None:
             report.warnings.append(f"OAuth migration not read: {failed}")
             return
@@ -265,7 +211,7 @@ class _WorkspaceRun:
                 self.label,
                 active,
                 report.tokens,
-                self._secrets,
+                secrets,
                 self._classifier.policy,
                 self._classifier.now,
             )
@@ -274,13 +220,26 @@ class _WorkspaceRun:
             report.warnings.append(f"OAuth migration not read ({type(exc).__name__})")
 
 
+def _posture_with_users(
+    posture: Outcome[Posture], users: Outcome[tuple[TokenUser, ...]], label: str
+) -> Outcome[Posture]:
+    """The token settings with who may use tokens; without them (a warning in the report, see `assemble`)
+    when the token permissions could not be read, e.g. below the Premium plan."""
+    if posture.value is None:
+        return posture
+    if users.value is None:
+        log.warning("who may use tokens in %s: %s", label, users.error)
+        return posture
+    return Outcome(value=replace(posture.value, token_users=users.value))
+
+
 def audit_fleet(
     gateways: Sequence[WorkspaceGateway],
     policy: Policy,
     *,
     now: datetime | None = None,
     owner: str | None = None,
-    max_workers: int = 256,
+    max_in_flight: int = 256,
     on_progress: ProgressCallback | None = None,
     oauth: bool = False,
 ) -> FleetReport:
@@ -296,7 +255,7 @@ def audit_fleet(
             policy,
             now=moment,
             owner=owner,
-            max_workers=max_workers,
+            max_in_flight=max_in_flight,
             on_progress=on_progress,
             oauth=oauth,
         )
@@ -310,44 +269,127 @@ def stream_audit(
     *,
     now: datetime,
     owner: str | None = None,
-    max_workers: int = 256,
+    max_in_flight: int = 256,
     on_progress: ProgressCallback | None = None,
     oauth: bool = False,
 ) -> Iterator[WorkspaceReport]:
     """Each workspace's report, in the order given, as soon as it and those before it are read.
 
-    Every read is one task of one bounded pool, so no task waits for another and a slow workspace holds
-    one thread per request in flight, not the pool. `oauth` as `audit_fleet`.
+    Every workspace's reads run as coroutines of one event loop (`_AuditLoop`, a thread of its own), at
+    most `max_in_flight` GETs at once across the fleet: a slow workspace holds a socket per request in
+    flight, not a thread. `oauth` as `audit_fleet`.
     """
-    classifier = Classifier(policy, now)
     if not gateways:
         return
-    landed: queue.SimpleQueue[tuple[int, WorkspaceReport]] = queue.SimpleQueue()
-    pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, 8 * len(gateways))))
-
-    def submit(task: Callable[[], None]) -> None:
-        with contextlib.suppress(RuntimeError):  # the consumer stopped early: the pool is shutting down
-            pool.submit(task)
-
+    classifier = Classifier(policy, now)
+    audit = _AuditLoop(gateways, classifier, owner, oauth and owner is None, max_in_flight)
+    audit.start()
     try:
-        for index, gw in enumerate(gateways):
-            finish = partial(_put, landed, index)
-            _WorkspaceRun(gw, submit, finish, classifier, owner, oauth and owner is None).start()
         waiting: dict[int, WorkspaceReport] = {}
         for done in range(1, len(gateways) + 1):
             while done - 1 not in waiting:
-                index, report = landed.get()
+                index, report = audit.landed.get()
                 waiting[index] = report
             report = waiting.pop(done - 1)
             if on_progress is not None:
                 on_progress(done, len(gateways), report)
             yield report
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        audit.stop()
 
 
-def _put(landed: queue.SimpleQueue[tuple[int, WorkspaceReport]], index: int, report: WorkspaceReport) -> None:
-    landed.put((index, report))
+class _AuditLoop:
+    """The audit's event loop in a thread of its own. Each workspace's report is put on `landed`, with its
+    index, as soon as it is complete; `stop` cancels what is still being read (a consumer that stopped)."""
+
+    def __init__(
+        self,
+        gateways: Sequence[WorkspaceGateway],
+        classifier: Classifier,
+        owner: str | None,
+        oauth: bool,
+        max_in_flight: int,
+    ) -> None:
+        self.landed: queue.SimpleQueue[tuple[int, WorkspaceReport]] = queue.SimpleQueue()
+        self._gateways = gateways
+        self._classifier = classifier
+        self._owner = owner
+        self._oauth = oauth
+        self._max_in_flight = max(1, max_in_flight)
+        self._loop = asyncio.new_event_loop()
+        self._main: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, name="patbot-audit", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Cancel the reads still in flight, and wait for the loop to close its connections and end."""
+        if self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                self._loop.call_soon_threadsafe(self._cancel)
+        self._thread.join()
+
+    def _cancel(self) -> None:
+        if self._main is not None:
+            self._main.cancel()
+
+    def _run(self) -> None:
+        loop = self._loop
+        # Building a workspace's client and its first auth headers may block (a host probe, an OAuth token):
+        # that runs off the loop, in these threads.
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=min(32, len(self._gateways)), thread_name_prefix="patbot-audit")
+        )
+        self._main = loop.create_task(self._audit_all())
+        try:
+            loop.run_until_complete(self._main)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    async def _audit_all(self) -> None:
+        limit = asyncio.Semaphore(self._max_in_flight)
+        await asyncio.gather(*(self._audit(i, gw, limit) for i, gw in enumerate(self._gateways)))
+
+    async def _audit(self, index: int, gateway: WorkspaceGateway, limit: asyncio.Semaphore) -> None:
+        reads = _WorkspaceReads(gateway)
+        try:
+            run = _WorkspaceAudit(gateway, reads, limit, self._classifier, self._owner, self._oauth)
+            report = await run.run()
+        except Exception as exc:  # a report must land, or the consumer would wait for it forever
+            log.exception("unexpected failure auditing %s", gateway.workspace.label)
+            report = WorkspaceReport(
+                workspace=gateway.workspace,
+                error=f"unexpected error reading {gateway.workspace.label} ({type(exc).__name__})",
+            )
+        finally:
+            await reads.aclose()
+        self.landed.put((index, report))
+
+
+class _WorkspaceReads:
+    """A workspace's `AsyncReadClient` for one audit, built on first use off the loop (building the
+    workspace's client may probe its host); a failure to build it fails each read that needed it."""
+
+    def __init__(self, gateway: WorkspaceGateway) -> None:
+        self._gateway = gateway
+        self._building: asyncio.Future[AsyncReadClient] | None = None
+
+    async def __call__(self) -> AsyncReadClient:
+        if self._building is None:
+            self._building = asyncio.get_running_loop().run_in_executor(None, self._build)
+        return await asyncio.shield(self._building)
+
+    def _build(self) -> AsyncReadClient:
+        return self._gateway.client.async_reads()
+
+    async def aclose(self) -> None:
+        building = self._building
+        if building is not None and building.done() and not building.cancelled() and not building.exception():
+            await building.result().aclose()
 
 
 def select_gateways(fleet: Fleet, selectors: Sequence[str] = ()) -> list[WorkspaceGateway]:
@@ -375,7 +417,7 @@ def audit(
     now: datetime,
     owner: str | None = None,
     selectors: Sequence[str] = (),
-    max_workers: int = 256,
+    max_in_flight: int = 256,
     on_progress: ProgressCallback | None = None,
     oauth: bool = False,
 ) -> FleetReport:
@@ -386,7 +428,7 @@ def audit(
         policy,
         now=now,
         owner=owner,
-        max_workers=max_workers,
+        max_in_flight=max_in_flight,
         on_progress=on_progress,
         oauth=oauth,
     )

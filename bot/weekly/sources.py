@@ -31,6 +31,6 @@ def audit_now(services: Services, moment: datetime) -> FleetReport:
         services.fleet,
         services.policy,
         now=moment,
-        max_workers=services.settings.audit_concurrency,
+        max_in_flight=services.settings.audit_concurrency,
         oauth=True,  # the summary shows the service principals' migration to OAuth
     )

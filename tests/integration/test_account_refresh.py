@@ -34,7 +34,7 @@ def account_settings(databricks: DatabricksEmulator) -> Settings:
 
 
 def names(databricks: DatabricksEmulator, fleet, settings: Settings) -> list[str]:
-    report = audit(fleet, policy_from(settings), now=datetime.now(UTC), max_workers=4)
+    report = audit(fleet, policy_from(settings), now=datetime.now(UTC), max_in_flight=4)
     return [ws.workspace.name for ws in report.workspaces]
 
 

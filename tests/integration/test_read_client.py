@@ -4,14 +4,10 @@ and error classes, kept-alive connections replaced when the server closed them, 
 from __future__ import annotations
 
 import base64
-import http.client
 import logging
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -20,6 +16,7 @@ from databricks.sdk import errors as sdk_errors
 from bot.databricks import WorkspaceForbidden, WorkspaceUnavailable, translate_error
 from bot.read_client import Network, ReadClient
 from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmulator
+from tests.fixtures.proxy import Proxy
 
 pytestmark = pytest.mark.integration
 
@@ -123,56 +120,6 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced_at_once() -> None
         databricks.bring_up("prod")
         assert "enableTokensConfig" in reads.get_json(CONF, KEYS)
         assert conf_calls(databricks) == 2
-
-
-# ------------------------------------------------------------------------------------------------ proxy
-
-
-@dataclass
-class Proxy:
-    """A forwarding HTTP proxy: what it was asked, and with which `Proxy-Authorization`."""
-
-    url: str
-    seen: list[tuple[str, str | None]] = field(default_factory=list)
-
-
-@pytest.fixture
-def proxy() -> Iterator[Proxy]:
-    state = Proxy(url="")
-
-    class Forward(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            state.seen.append((self.path, self.headers.get("Proxy-Authorization")))
-            target = urlsplit(self.path)
-            upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80, timeout=5)
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-authorization"}
-            upstream.request(
-                "GET", target.path + (f"?{target.query}" if target.query else ""), headers=headers
-            )
-            answer = upstream.getresponse()
-            body = answer.read()
-            self.send_response(answer.status)
-            self.send_header("Content-Type", answer.getheader("Content-Type") or "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            upstream.close()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_reads_go_through_the_proxy_of_the_environment(databricks: DatabricksEmulator, proxy: Proxy) -> None:
