@@ -14,7 +14,8 @@ Scenarios (targets from issue 16):
 `patbot audit --format json` also reads every active service principal's OAuth secrets; the CSV report,
 timed too in B and C, does not: the difference is what those reads cost.
 
-The baselines are `bench/sdk_loop.py` (databricks-sdk directly). `--compare-src DIR` also times the
+The baselines are `bench/sdk_loop.py` (databricks-sdk directly) and `bench/floor_client.py` (patbot's reads
+by a bare asyncio client: the floor this machine and emulator allow). `--compare-src DIR` also times the
 `patbot audit` of another checkout (e.g. the code before issue 16) the same way.
 Run from the repository root: `.venv/bin/python bench/audit_fleet.py` (about ten minutes: the serial
 loop of scenario A alone takes about a minute and a half per run). `--quick` skips the serial loop.
@@ -42,6 +43,7 @@ from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 SDK_LOOP = ROOT / "bench" / "sdk_loop.py"
+FLOOR = ROOT / "bench" / "floor_client.py"
 SPAWN = mp.get_context("spawn")
 
 
@@ -243,8 +245,18 @@ def run_scenario(s: Scenario, args: argparse.Namespace) -> None:
             before = series(
                 f"patbot audit ({args.compare_src})", patbot_audit(Path(args.compare_src)), old_env, args.runs
             )
+        # The same reads by the leanest client Python allows (no SDK, no settings, no report): what is left
+        # once patbot's own work is gone, i.e. the machine and the emulator.
+        floor = series(
+            "floor: bare asyncio, same reads", [sys.executable, str(FLOOR)], env, args.runs, exit_ok
+        )
+        print(
+            f"   {s.key}: patbot above the floor: {patbot.wall - floor.wall:+.2f} s "
+            f"(start-up alone, `patbot --help`: see bench/README.md)"
+        )
         if s.key == "C":
             bare = series("bare token_management.list()", [*sdk, "list"], env, args.runs)
+            print(f"   {s.key}: floor / bare list: {floor.wall / bare.wall:.2f}x")
             r = patbot.wall / bare.wall
             print(f"   {s.key}: patbot / bare list: {r:.2f}x (target <= 1.5x: {verdict(r <= 1.5)})")
             r_csv = csv_only.wall / bare.wall
@@ -270,6 +282,7 @@ def run_scenario(s: Scenario, args: argparse.Namespace) -> None:
                 print(
                     f"   {s.key}: patbot vs serial loop: {r_serial:.1f}x faster (target >= 60x: {verdict(r_serial >= 60)})"
                 )
+                print(f"   {s.key}: the floor vs serial loop: {ratio(serial, floor):.1f}x faster")
             print(
                 f"   {s.key}: patbot whole process: {patbot.wall:.2f} s (target < ~3 s: {verdict(patbot.wall < 3.0)})"
             )

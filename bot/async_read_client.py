@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 _Header = tuple[bytes, bytes]
-_Answer = tuple[int, bytes, list[_Header], bytes]
+Body = bytes | bytearray
+"""An answer's body: a big one is filled in place (one copy in memory, not its pieces and their join)."""
+_Answer = tuple[int, bytes, list[_Header], Body]
 _STALE = (ConnectionResetError, BrokenPipeError)  # http.client.RemoteDisconnected is a ConnectionResetError
 _FORBIDDEN_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")  # as http.client refuses them
 _PIECE = 1 << 20  # a body larger than this is read in pieces, each one proof that the answer is progressing
@@ -116,7 +118,7 @@ class AsyncReadClient:
         body = await self._get(path, query)
         return json.loads(body) if body else {}
 
-    async def get_bytes(self, path: str, query: Mapping[str, Any] | None = None) -> bytes:
+    async def get_bytes(self, path: str, query: Mapping[str, Any] | None = None) -> Body:
         """The raw body of `GET path?query`."""
         return await self._get(path, query)
 
@@ -129,7 +131,7 @@ class AsyncReadClient:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _get(self, path: str, query: Mapping[str, Any] | None) -> bytes:
+    async def _get(self, path: str, query: Mapping[str, Any] | None) -> Body:
         """`databricks.sdk.retries.retried` with `ApiClient`'s rule, sleeping on the loop."""
         deadline = time.monotonic() + self._retry_timeout.total_seconds()
         attempt = 1
@@ -153,7 +155,7 @@ class AsyncReadClient:
                 attempt += 1
         raise TimeoutError(f"Timed out after {self._retry_timeout}") from last_err
 
-    async def _perform(self, path: str, query: Mapping[str, Any] | None) -> bytes:
+    async def _perform(self, path: str, query: Mapping[str, Any] | None) -> Body:
         target = path + ("?" + urlencode(query, doseq=True) if query else "")
         if _FORBIDDEN_IN_TARGET.search(target):
             raise http.client.InvalidURL(f"URL can't contain control characters. {target!r}")
@@ -164,7 +166,7 @@ class AsyncReadClient:
         if 200 <= status < 300:
             return body
         why = reason.decode("latin-1").strip()
-        raise ReadClient._error(status, why, _message(headers), body, self.host + target)
+        raise ReadClient._error(status, why, _message(headers), bytes(body), self.host + target)
 
     async def _auth(self) -> bytes:
         """The workspace's auth headers as request lines (their values never appear in an error)."""
@@ -303,7 +305,7 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, int, bytes, l
 
 async def _read_answer(
     reader: asyncio.StreamReader, progress: Callable[[], None]
-) -> tuple[int, bytes, list[_Header], bytes, bool]:
+) -> tuple[int, bytes, list[_Header], Body, bool]:
     """Status, reason, headers, body, and whether the connection may carry another request; `progress()`
     after the head and after each piece of the body."""
     version, status, reason, headers = await _read_head(reader)
@@ -318,6 +320,7 @@ async def _read_answer(
         elif key == b"connection":
             connection = value.lower()
     keep = b"close" not in connection if version == b"HTTP/1.1" else b"keep-alive" in connection
+    body: Body
     if status in (204, 304):
         body = b""
     elif coding.endswith(b"chunked"):
@@ -326,39 +329,42 @@ async def _read_answer(
         size = int(length)
         if size < 0:
             raise _BadAnswer(f"bad Content-Length {length[:20]!r}")
-        if size <= _PIECE:
-            body = await reader.readexactly(size)
-        else:
-            pieces = []
-            while size > 0:
-                piece = await reader.read(min(size, _PIECE))
-                if not piece:
-                    raise asyncio.IncompleteReadError(b"", size)
-                pieces.append(piece)
-                size -= len(piece)
-                progress()
-            body = b"".join(pieces)
+        body = await reader.readexactly(size) if size <= _PIECE else await _read_sized(reader, size, progress)
     else:  # delimited by the end of the connection
-        pieces = []
+        body = bytearray()
         while piece := await reader.read(_PIECE):
-            pieces.append(piece)
+            body += piece
             progress()
-        body, keep = b"".join(pieces), False
+        keep = False
     return status, reason, headers, body, keep
 
 
-async def _read_chunked(reader: asyncio.StreamReader, progress: Callable[[], None]) -> bytes:
-    chunks = []
+async def _read_sized(reader: asyncio.StreamReader, size: int, progress: Callable[[], None]) -> bytearray:
+    body = bytearray(size)
+    view, filled = memoryview(body), 0
+    while filled < size:
+        piece = await reader.read(min(size - filled, _PIECE))
+        if not piece:
+            raise asyncio.IncompleteReadError(b"", size - filled)
+        view[filled : filled + len(piece)] = piece
+        filled += len(piece)
+        progress()
+    view.release()
+    return body
+
+
+async def _read_chunked(reader: asyncio.StreamReader, progress: Callable[[], None]) -> Body:
+    body = bytearray()
     while size := int((await reader.readline()).split(b";", 1)[0], 16):  # ValueError at EOF
         chunk = await reader.readexactly(size + 2)
         if chunk[-2:] != b"\r\n":
             raise _BadAnswer("a chunk is not followed by CRLF")
-        chunks.append(chunk[:-2])
+        body += memoryview(chunk)[:-2]
         progress()
     while (line := await reader.readline()) not in (b"\r\n", b"\n"):  # trailers, up to an empty line
         if not line:
             raise asyncio.IncompleteReadError(b"", None)
-    return b"".join(chunks)
+    return body
 
 
 def _message(headers: list[_Header]) -> http.client.HTTPMessage:

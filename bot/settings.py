@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     databricks_timeout_seconds: int = Field(
         default=10, ge=1, le=300, validation_alias="PATBOT_DATABRICKS_TIMEOUT_SECONDS"
     )
-    audit_concurrency: int = Field(default=256, ge=1, le=1024, validation_alias="PATBOT_AUDIT_CONCURRENCY")
+    audit_concurrency: int = Field(default=1024, ge=1, le=1024, validation_alias="PATBOT_AUDIT_CONCURRENCY")
 
     # Stores and Slack targets
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -272,7 +272,7 @@ def stream_audit(
     max_in_flight: int = 256,
     on_progress: ProgressCallback | None = None,
     oauth: bool = False,
-) -> Iterator[WorkspaceReport]:
+) -> Generator[WorkspaceReport, None, None]:
     """Each workspace's report, in the order given, as soon as it and those before it are read.
 
     Every workspace's reads run as coroutines of one event loop (`_AuditLoop`, a thread of its own), at

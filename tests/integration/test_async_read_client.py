@@ -101,7 +101,7 @@ class Quiet(BaseHTTPRequestHandler):
 
 
 def test_reads_json_and_bytes(databricks: DatabricksEmulator) -> None:
-    async def both(reads: AsyncReadClient) -> tuple[Any, bytes]:
+    async def both(reads: AsyncReadClient) -> tuple[Any, bytes | bytearray]:
         return await reads.get_json(CONF, KEYS), await reads.get_bytes("/api/2.0/token-management/tokens")
 
     conf, listing = on_loop(databricks.host_of("prod"), both)
@@ -454,3 +454,38 @@ def test_the_authorization_value_never_shows_in_errors_or_logs(
             assert secret not in str(chain) and secret not in repr(chain)
             chain = chain.__cause__ or chain.__context__
     assert "Retrying" in caplog.text and secret not in caplog.text
+
+
+# ------------------------------------------------------------------------------------- big answers
+
+
+class Trickle(Quiet):
+    """A 3 MiB answer in six pieces, `pause` seconds apart (a big token list over a slow link)."""
+
+    pause = 0.3
+    piece = b"x" * (512 * 1024)
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(6 * len(self.piece)))
+        self.end_headers()
+        for _ in range(6):
+            self.wfile.write(self.piece)
+            self.wfile.flush()
+            time.sleep(self.pause)
+
+
+def test_a_big_answer_that_keeps_coming_is_read_whole_however_long_it_takes() -> None:
+    """As `http.client`'s socket timeout: the timeout bounds a pause, not the whole answer (1.8 s here)."""
+    with serve(Trickle) as url:
+        body = on_loop(url, lambda reads: reads.get_bytes("/big"), timeout=1, retry=0.5)
+    assert len(body) == 6 * len(Trickle.piece) and set(bytes(body[:10])) == {ord("x")}
+
+
+def test_a_big_answer_that_stops_coming_is_a_timeout() -> None:
+    class Stalls(Trickle):
+        pause = 1.5
+
+    with serve(Stalls) as url, pytest.raises(TimeoutError) as failed:
+        on_loop(url, lambda reads: reads.get_bytes("/big"), timeout=1, retry=0.5)
+    assert isinstance(failed.value.__cause__, requests.ReadTimeout)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime
 
 import pytest
 
-from bot.databricks import OWNER_FILTER_MAX
-from bot.governance.audit import UnknownWorkspace, audit, resolve_owner
+from bot.databricks import OWNER_FILTER_MAX, WorkspaceApi, steps, workspace_client_factory
+from bot.fleet import Fleet
+from bot.governance.audit import UnknownWorkspace, audit, resolve_owner, stream_audit
 from bot.governance.findings import Classifier
-from bot.governance.models import Finding, Policy, PrincipalType
-from bot.sandbox.databricks_emulator import DatabricksEmulator, seed_fleet
+from bot.governance.models import Finding, Policy, PrincipalType, Workspace
+from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmulator, seed_fleet
 from tests.fixtures.emulators import emulator_fleet
 
 pytestmark = pytest.mark.integration
@@ -219,3 +222,49 @@ def test_many_owners_page_every_principal_with_the_same_findings(now: datetime) 
         n_sps = len(ws.principals) - n_users
         assert len(pages) == -(-n_users // 100) + -(-n_sps // 100), "every page once, no empty last page"
         assert all("filter" not in q for q in pages)
+
+
+# ------------------------------------------------------------------------------ the audit's event loop
+
+
+def test_a_big_token_list_parsed_off_the_loop_gives_the_same_report(
+    databricks: DatabricksEmulator, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every token list handed to its read in a worker thread (as a list of 100,000 tokens is)."""
+    on_loop = audit(emulator_fleet(databricks), Policy(), now=now, oauth=True)
+    monkeypatch.setattr(steps, "BIG_ANSWER", 0)
+    off_loop = audit(emulator_fleet(databricks), Policy(), now=now, oauth=True)
+    assert not off_loop.failed and len(off_loop.tokens) == 30
+    assert off_loop.tokens == on_loop.tokens
+    assert [ws.migrations for ws in off_loop.workspaces] == [ws.migrations for ws in on_loop.workspaces]
+
+
+def test_a_workspace_whose_client_cannot_be_built_fails_alone(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    build = workspace_client_factory(token=DEFAULT_ADMIN_TOKEN, retry_timeout_seconds=5)
+
+    def factory(workspace: Workspace) -> WorkspaceApi:
+        if workspace.name == "staging":
+            raise ValueError("no credentials for staging")
+        return build(workspace)
+
+    fleet = Fleet(emulator_fleet(databricks).workspaces(), factory)
+    report = audit(fleet, Policy(), now=now, oauth=True)
+    assert [ws.workspace.name for ws in report.failed] == ["staging"]
+    assert "listing tokens in staging" in (report.failed[0].error or "")
+    assert len(report.tokens) == 20
+
+
+def test_a_consumer_that_stops_early_ends_the_reads_still_in_flight(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    """`/pat audit` gave up: the loop cancels the slow workspace's reads instead of waiting 30 s for them."""
+    databricks.set_latency("staging", 30)
+    gateways = emulator_fleet(databricks, retry_seconds=60).gateways()
+    reports = stream_audit(gateways, Policy(), now=now)
+    assert next(reports).workspace.name == "prod"
+    started = time.monotonic()
+    reports.close()
+    assert time.monotonic() - started < 10
+    assert not [t for t in threading.enumerate() if t.name.startswith("patbot-audit")]
