@@ -83,6 +83,21 @@ class _ArgumentParserError(Exception):
     pass
 
 
+def allow_many_connections(wanted: int = 65536) -> None:
+    """Raise the soft limit on open files towards the hard one (never lower it). A fleet audit keeps up to 16
+    connections to each workspace: thousands of sockets at 1,000 workspaces, past the 1,024 files a shell
+    often allows, which would fail workspaces with "too many open files"."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main(
     argv: Sequence[str] | None = None, parts: Application | None = None, out: TextIO | None = None
 ) -> int:
@@ -97,6 +112,7 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed its one-line usage error
         return EXIT_ERROR if exc.code not in (0, None) else EXIT_OK
+    allow_many_connections()
     try:
         if args.command == "demo":
             from entrypoints.demo import run_demo

@@ -8,11 +8,12 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmulator
+from bot.sandbox.databricks_emulator import DEFAULT_ADMIN_TOKEN, DatabricksEmulator, seed_fleet
 from entrypoints.cli import main
 
 pytestmark = pytest.mark.integration
@@ -233,3 +234,29 @@ def test_a_large_report_is_written_whole_before_the_quick_exit(tmp_path: Path) -
         )
     assert csv_run.returncode == 0 and len(csv_run.stdout.splitlines()) == 1 + 6000
     assert json_run.returncode == 1 and len(json.loads(json_run.stdout)["tokens"]) == 6000
+
+
+def test_a_fleet_wider_than_the_open_files_limit_is_read_whole(now: datetime, tmp_path: Path) -> None:
+    """60 workspaces read at once hold about 180 sockets; a shell allowing 128 open files must not fail them."""
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    with DatabricksEmulator(seed_fleet(60, 10, now=now), keep_alive=True) as databricks:
+        databricks.set_latency(None, 0.3)  # every workspace's reads in flight together
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "PATBOT_", "SLACK_"))}
+        env.update(
+            fleet_env(databricks), PATBOT_DATABRICKS_TIMEOUT_SECONDS="1"
+        )  # no time to wait for a socket
+        result = subprocess.run(
+            [sys.executable, "-m", "entrypoints.cli", "audit", "--format", "csv"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=tmp_path,
+            preexec_fn=low_limit,
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.splitlines()) == 1 + 60 * 10
