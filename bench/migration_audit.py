@@ -3,7 +3,7 @@
 Prints (no assertions), for `seed_fleet` workspaces answering every call after `--latency` seconds, through
 the real databricks-sdk against the in-process emulator: the audit's wall time and request count without and
 with `oauth=True` (the service principals listed, then one secrets listing per active principal and
-workspace, each a task of the audit's shared pool), and the principals per migration state.
+workspace, each a coroutine of the audit's event loop), and the principals per migration state.
 
 Run from the repository root: `.venv/bin/python bench/migration_audit.py [--workspaces 20] [--tokens 200]`.
 """
