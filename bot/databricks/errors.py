@@ -69,6 +69,16 @@ def translated_errors(workspace: str, action: str) -> Iterator[None]:
         raise translate_error(exc, workspace, action) from exc
 
 
+# RFC 6749 error codes, as the SDK's OAuth token request puts them first in its ValueError.
+_OAUTH_REFUSALS = (
+    "invalid_client:",
+    "invalid_grant:",
+    "unauthorized_client:",
+    "invalid_scope:",
+    "access_denied:",
+)
+
+
 def translate_error(exc: BaseException, workspace: str, action: str) -> DatabricksError:
     """Map one SDK failure to a domain error whose message says what failed and where."""
     where = f"{action} in {workspace}"
@@ -76,6 +86,11 @@ def translate_error(exc: BaseException, workspace: str, action: str) -> Databric
     detail = _sdk_message(cause)
     if isinstance(cause, sdk_errors.PermissionDenied | sdk_errors.Unauthenticated):
         return WorkspaceForbidden(f"{where}: permission denied ({detail})", workspace)
+    if isinstance(cause, ValueError) and detail.startswith(_OAUTH_REFUSALS):
+        # The SDK's OAuth token request, refused: `invalid_client: Client authentication failed` (no secret).
+        return WorkspaceForbidden(
+            f"{where}: OAuth sign-in refused ({detail}); check the client ID and secret", workspace
+        )
     if isinstance(cause, sdk_errors.NotFound):
         return DatabricksNotFound(f"{where}: not found ({detail})", workspace)
     if isinstance(cause, sdk_errors.TooManyRequests):

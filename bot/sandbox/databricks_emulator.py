@@ -48,6 +48,7 @@ create call, and kept only as a hash.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import hashlib
@@ -540,6 +541,8 @@ class DatabricksEmulator:
         self._write_faults: list[_WriteFault] = []
         self._secret_stamps: dict[tuple[str, str, str], int] = {}
         self._latency: dict[str, float] = {}
+        self._oauth_clients: dict[str, str] = {}
+        self._oauth_tokens: set[str] = set()
         self._listeners: dict[str, _Listener] = {name: _Listener(self, name) for name in self._workspaces}
         self._listeners[ACCOUNT] = _Listener(self, ACCOUNT)
 
@@ -653,6 +656,12 @@ class DatabricksEmulator:
             self._log.clear()
 
     # ----------------------------------------------------------------------------------------- knobs
+
+    def add_oauth_client(self, client_id: str, client_secret: str) -> None:
+        """Let a service principal sign in with OAuth M2M (client credentials at `/oidc/v1/token` of any
+        workspace); the access tokens it gets are admitted like the admin token."""
+        with self._lock:
+            self._oauth_clients[client_id] = client_secret
 
     def set_latency(self, name: str | None, seconds: float) -> None:
         """Sleep ``seconds`` before answering each request to a server (``None``: every server)."""
@@ -790,6 +799,9 @@ class DatabricksEmulator:
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         body: Any = None
         resp: _Response | None = None
+        if path.startswith("/oidc/") and target != ACCOUNT:
+            resp = self._oidc(target, method, path, auth, raw_body)  # a form, not JSON
+            raw_body = b""
         if raw_body:
             try:
                 body = json.loads(raw_body)
@@ -837,7 +849,8 @@ class DatabricksEmulator:
         expected = self._account_token if target == ACCOUNT else self._workspaces[target].bearer_token
         if auth is None:
             return _error(401, "UNAUTHENTICATED", "Missing Authorization header.")
-        if not hmac.compare_digest(auth.encode(), f"Bearer {expected}".encode()):
+        oauth = auth.startswith("Bearer ") and auth[7:] in self._oauth_tokens
+        if not oauth and not hmac.compare_digest(auth.encode(), f"Bearer {expected}".encode()):
             return _error(401, "UNAUTHENTICATED", "Invalid access token.")
         try:
             if target == ACCOUNT:
@@ -854,6 +867,41 @@ class DatabricksEmulator:
             if e.scim_type:
                 scim["scimType"] = e.scim_type
             return _Response(e.status, scim)
+
+    def _oidc(self, target: str, method: str, path: str, auth: str | None, raw_body: bytes) -> _Response:
+        """The workspace's OAuth server: its discovery document and the client-credentials grant (M2M)."""
+        host = self.host_of(target)
+        if method == "GET" and path == "/oidc/.well-known/oauth-authorization-server":
+            return _Response(
+                200,
+                {
+                    "issuer": f"{host}/oidc",
+                    "authorization_endpoint": f"{host}/oidc/v1/authorize",
+                    "token_endpoint": f"{host}/oidc/v1/token",
+                },
+            )
+        if method != "POST" or path != "/oidc/v1/token":
+            return _error(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
+        form = {k: v[-1] for k, v in parse_qs(raw_body.decode("utf-8", "replace")).items()}
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if auth and auth.startswith("Basic "):
+            with contextlib.suppress(ValueError):
+                client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if form.get("grant_type") != "client_credentials":
+            return _Response(
+                400, {"error": "unsupported_grant_type", "error_description": "client_credentials only"}
+            )
+        with self._lock:
+            known = self._oauth_clients.get(client_id)
+            if known is None or not hmac.compare_digest(known.encode(), secret.encode()):
+                return _Response(
+                    401, {"error": "invalid_client", "error_description": "Client authentication failed"}
+                )
+            access = secrets.token_urlsafe(24)
+            self._oauth_tokens.add(access)
+        return _Response(
+            200, {"access_token": access, "token_type": "Bearer", "expires_in": 3600, "scope": "all-apis"}
+        )
 
     def _host_metadata(self, target: str) -> dict[str, Any]:
         host = self.host_of(target)

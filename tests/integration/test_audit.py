@@ -268,3 +268,34 @@ def test_a_consumer_that_stops_early_ends_the_reads_still_in_flight(
     reports.close()
     assert time.monotonic() - started < 10
     assert not [t for t in threading.enumerate() if t.name.startswith("patbot-audit")]
+
+
+def _m2m_fleet(databricks: DatabricksEmulator, secret: str) -> Fleet:
+    factory = workspace_client_factory(client_id="etl-app", client_secret=secret, retry_timeout_seconds=5)
+    return Fleet(emulator_fleet(databricks).workspaces(), factory)
+
+
+def test_an_audit_with_oauth_m2m_credentials_signs_in_once_per_workspace(
+    databricks: DatabricksEmulator, now: datetime
+) -> None:
+    """The SDK's client-credentials flow, for real: each workspace's client discovers its OAuth server and
+    fetches one token (off the audit's loop), and every read carries it."""
+    databricks.add_oauth_client("etl-app", "m2m-s3cret")
+    databricks.clear_requests()
+    report = audit(_m2m_fleet(databricks, "m2m-s3cret"), Policy(), now=now, oauth=True)
+    assert not report.failed and len(report.tokens) == 30
+    assert all(ws.migrations is not None for ws in report.workspaces)
+    for name in databricks.names:
+        assert databricks.count_requests("POST", "/oidc/v1/token", workspace=name) == 1
+    assert not [r for r in databricks.requests if r.status == 401]
+
+
+def test_an_audit_with_a_wrong_oauth_secret_fails_every_workspace_without_showing_it(
+    databricks: DatabricksEmulator, now: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    databricks.add_oauth_client("etl-app", "m2m-s3cret")
+    report = audit(_m2m_fleet(databricks, "not-the-s3cret"), Policy(), now=now)
+    assert [ws.workspace.name for ws in report.failed] == ["prod", "staging", "analytics"]
+    assert all("OAuth sign-in refused (invalid_client" in (ws.error or "") for ws in report.failed)
+    shown = " ".join(ws.error or "" for ws in report.failed) + caplog.text
+    assert "not-the-s3cret" not in shown and "m2m-s3cret" not in shown
