@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -48,7 +48,7 @@ from bot.databricks.scim import (
     principals_from_page,
     scim_string,
 )
-from bot.databricks.steps import Get, Steps, run_steps
+from bot.databricks.steps import Get, StepRunner, Steps, run_steps
 from bot.governance.migration import OAuthSecret
 from bot.governance.models import (
     Posture,
@@ -107,6 +107,32 @@ class WorkspaceGateway:
     def list_tokens(self) -> list[Token]:
         """Every PAT in the workspace (expired ones included, as the API lists them)."""
         return list(self._reads.get("tokens", lambda: self._run(self.list_tokens_steps())))
+
+    # The same reads on an event loop (the fleet audit), shared through the same cache: fifty `/pat audit`s
+    # at once read each workspace once, whichever thread or loop asked first.
+
+    async def list_tokens_async(self, run: StepRunner) -> list[Token]:
+        """`list_tokens`, its steps run by `run`."""
+        return list(await self._reads.get_async("tokens", lambda: run(self.list_tokens_steps())))
+
+    async def token_settings_async(self, run: StepRunner) -> Posture:
+        """`token_settings`, its steps run by `run`."""
+        return await self._reads.get_async("token-settings", lambda: run(self.token_settings_steps()))
+
+    async def token_users_async(self, run: StepRunner) -> tuple[TokenUser, ...]:
+        """`token_users`, its steps run by `run`."""
+        return await self._reads.get_async("token-users", lambda: run(self.token_users_steps()))
+
+    async def service_principals_async(
+        self, load: Callable[[], Awaitable[list[Principal]]]
+    ) -> list[Principal]:
+        """`service_principals`, read by `load` (e.g. every page at once; see `service_principal_reads`)."""
+        return list(await self._reads.get_async("service_principals", load))
+
+    async def principal_secrets_async(self, principal_id: str, run: StepRunner) -> list[OAuthSecret]:
+        """`list_principal_secrets`, its steps run by `run`."""
+        key = f"sp-secrets:{principal_id}"
+        return list(await self._reads.get_async(key, lambda: run(self.principal_secrets_steps(principal_id))))
 
     def _run(self, steps: Steps[_T]) -> _T:
         """Run a read's steps with this workspace's blocking client."""

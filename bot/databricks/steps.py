@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from bot.async_read_client import AsyncReadClient
@@ -36,6 +36,12 @@ class Get:
 
 Steps = Generator[Get, Any, T]
 """A read: yields `Get`s, receives their answers, returns its value."""
+
+
+class StepRunner(Protocol):
+    """Runs a read's steps on the running event loop (the audit's `run_steps_async` with its client)."""
+
+    def __call__(self, steps: Steps[T]) -> Awaitable[T]: ...
 
 
 def run_steps(steps: Steps[T], reads: Callable[[], ReadClient]) -> T:

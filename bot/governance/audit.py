@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from bot.databricks import DatabricksError, PrincipalRead, WorkspaceGateway
@@ -111,10 +112,13 @@ class _WorkspaceAudit:
         self._owner = owner
         self._oauth = oauth
 
-    async def _outcome(self, steps: Steps[T]) -> Outcome[T]:
-        """Run one read; a failure becomes a message instead of an exception."""
+    def _run(self, steps: Steps[T]) -> Awaitable[T]:
+        return run_steps_async(steps, self._reads, self._limit)
+
+    async def _capture(self, read: Callable[[], Awaitable[T]]) -> Outcome[T]:
+        """Await one read; a failure becomes a message instead of an exception."""
         try:
-            return Outcome(value=await run_steps_async(steps, self._reads, self._limit))
+            return Outcome(value=await read())
         except DatabricksError as exc:
             return Outcome(error=exc.user_message)
         except Exception as exc:  # never let one workspace sink the fleet
@@ -123,14 +127,15 @@ class _WorkspaceAudit:
 
     async def run(self) -> WorkspaceReport:
         gw = self.gateway
-        settings = asyncio.ensure_future(self._outcome(gw.token_settings_steps()))
-        users = asyncio.ensure_future(self._outcome(gw.token_users_steps()))
+        settings = asyncio.ensure_future(self._capture(lambda: gw.token_settings_async(self._run)))
+        users = asyncio.ensure_future(self._capture(lambda: gw.token_users_async(self._run)))
         sps: asyncio.Future[Outcome[list[Principal]]] | None = None
         secrets: asyncio.Future[tuple[dict[str, list[OAuthSecret]], str | None]] | None = None
         if self._oauth:
-            sps = asyncio.ensure_future(self._read_pages(gw.service_principal_reads()))
+            every_page = partial(self._all_pages, gw.service_principal_reads())
+            sps = asyncio.ensure_future(self._capture(lambda: gw.service_principals_async(every_page)))
             secrets = asyncio.ensure_future(self._secrets(sps))
-        tokens = await self._outcome(gw.list_tokens_steps())
+        tokens = await self._capture(lambda: gw.list_tokens_async(self._run))
         principals = await self._principals(tokens, sps)
         posture = _posture_with_users(await settings, await users, self.label)
         report = assemble(gw.workspace, posture, tokens, principals, self._classifier, self._owner)
@@ -162,20 +167,24 @@ class _WorkspaceAudit:
         return Outcome(value=found.value + listed.value)
 
     async def _read_pages(self, reads: Sequence[PrincipalRead]) -> Outcome[list[Principal]]:
-        """Every principal these SCIM reads find, all at once; then at once the pages a first page names."""
+        return await self._capture(partial(self._all_pages, reads))
+
+    async def _all_pages(self, reads: Sequence[PrincipalRead]) -> list[Principal]:
+        """Every principal these SCIM reads find, all at once; then at once the pages a first page names.
+        Raises the first failure, once every page sent has landed."""
         found: list[Principal] = []
-        error: str | None = None
         pending = list(reads)
         while pending:
-            pages = await asyncio.gather(*(self._outcome(read()) for read in pending))
+            pages = await asyncio.gather(*(self._run(read()) for read in pending), return_exceptions=True)
+            failed = next((p for p in pages if isinstance(p, BaseException)), None)
+            if failed is not None:
+                raise failed
             pending = []
             for page in pages:
-                if page.value is None:
-                    error = error or page.error
-                else:
-                    found.extend(page.value.principals)
-                    pending.extend(page.value.more)
-        return Outcome(error=error) if error is not None else Outcome(value=found)
+                assert not isinstance(page, BaseException)
+                found.extend(page.principals)
+                pending.extend(page.more)
+        return found
 
     async def _secrets(
         self, sps: asyncio.Future[Outcome[list[Principal]]]
@@ -184,8 +193,8 @@ class _WorkspaceAudit:
         if listed.value is None:
             return {}, None
         active = [p.id for p in listed.value if p.active and p.id.isdigit()]
-        read = self.gateway.principal_secrets_steps
-        outcomes = await asyncio.gather(*(self._outcome(read(pid)) for pid in active))
+        read = self.gateway.principal_secrets_async
+        outcomes = await asyncio.gather(*(self._capture(partial(read, pid, self._run)) for pid in active))
         found = {pid: o.value for pid, o in zip(active, outcomes, strict=True) if o.value is not None}
         failed = next((o.error for o in outcomes if o.value is None), None)
         return found, failed
@@ -318,6 +327,7 @@ class _AuditLoop:
         self._max_in_flight = max(1, max_in_flight)
         self._loop = asyncio.new_event_loop()
         self._main: asyncio.Task[None] | None = None
+        self._delivered: set[int] = set()
         self._thread = threading.Thread(target=self._run, name="patbot-audit", daemon=True)
 
     def start(self) -> None:
@@ -344,11 +354,16 @@ class _AuditLoop:
         self._main = loop.create_task(self._audit_all())
         try:
             loop.run_until_complete(self._main)
-        except asyncio.CancelledError:
-            pass
+        except BaseException:  # cancelled by `stop`, or a bug: the consumer must still get every report
+            log.debug("the audit loop ended early", exc_info=True)
         finally:
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
+            for index in sorted(set(range(len(self._gateways))) - self._delivered):
+                ws = self._gateways[index].workspace
+                self.landed.put(
+                    (index, WorkspaceReport(workspace=ws, error=f"reading {ws.label} was interrupted"))
+                )
 
     async def _audit_all(self) -> None:
         limit = asyncio.Semaphore(self._max_in_flight)
@@ -367,6 +382,7 @@ class _AuditLoop:
             )
         finally:
             await reads.aclose()
+        self._delivered.add(index)
         self.landed.put((index, report))
 
 

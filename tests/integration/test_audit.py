@@ -299,3 +299,25 @@ def test_an_audit_with_a_wrong_oauth_secret_fails_every_workspace_without_showin
     assert all("OAuth sign-in refused (invalid_client" in (ws.error or "") for ws in report.failed)
     shown = " ".join(ws.error or "" for ws in report.failed) + caplog.text
     assert "not-the-s3cret" not in shown and "m2m-s3cret" not in shown
+
+
+def test_concurrent_audits_read_each_workspace_once(databricks: DatabricksEmulator, now: datetime) -> None:
+    """Fifty `/pat audit`s at once (two here), each on its own event loop, share the workspace's reads."""
+    fleet = emulator_fleet(databricks)
+    databricks.set_latency(None, 0.3)
+    databricks.clear_requests()
+    reports: list[int] = []
+    runs = [
+        threading.Thread(
+            target=lambda: reports.append(len(audit(fleet, Policy(), now=now, oauth=True).tokens))
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert reports == [30, 30]
+    for name in databricks.names:
+        for path in ("/api/2.0/token-management/tokens", "/api/2.0/workspace-conf"):
+            assert databricks.count_requests("GET", path, workspace=name) == 1, (name, path)
