@@ -22,6 +22,9 @@ class _Abandoned(Exception):
     """A load whose caller was cancelled before it ended."""
 
 
+_NO_FLIGHT: Future[Any] = Future()  # what `_claim` returns beside a fresh value: nothing to wait for
+
+
 class ReadCache:
     """Single-flight loads, results kept for `ttl` seconds; `clear()` after every write."""
 
@@ -78,7 +81,7 @@ class ReadCache:
         with self._lock:
             hit = self._values.get(key)
             if hit is not None and hit[0] > self._clock():
-                return hit, Future(), None
+                return hit, _NO_FLIGHT, None
             flight = self._flights.get(key)
             if flight is not None:
                 return None, flight, None

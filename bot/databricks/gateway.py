@@ -129,11 +129,6 @@ class WorkspaceGateway:
         """`service_principals`, read by `load` (e.g. every page at once; see `service_principal_reads`)."""
         return list(await self._reads.get_async("service_principals", load))
 
-    async def principal_secrets_async(self, principal_id: str, run: StepRunner) -> list[OAuthSecret]:
-        """`list_principal_secrets`, its steps run by `run`."""
-        key = f"sp-secrets:{principal_id}"
-        return list(await self._reads.get_async(key, lambda: run(self.principal_secrets_steps(principal_id))))
-
     def _run(self, steps: Steps[_T]) -> _T:
         """Run a read's steps with this workspace's blocking client."""
         return run_steps(steps, lambda: self.client.reads)

@@ -193,8 +193,10 @@ class _WorkspaceAudit:
         if listed.value is None:
             return {}, None
         active = [p.id for p in listed.value if p.active and p.id.isdigit()]
-        read = self.gateway.principal_secrets_async
-        outcomes = await asyncio.gather(*(self._capture(partial(read, pid, self._run)) for pid in active))
+        # Not through the read cache: thousands of keys for one weekly or CLI audit, never shared in practice
+        # (a `/pat audit` of one owner reads no secrets), and a shared flight costs a lock each.
+        read = self.gateway.principal_secrets_steps
+        outcomes = await asyncio.gather(*(self._capture(partial(self._run, read(pid))) for pid in active))
         found = {pid: o.value for pid, o in zip(active, outcomes, strict=True) if o.value is not None}
         failed = next((o.error for o in outcomes if o.value is None), None)
         return found, failed
