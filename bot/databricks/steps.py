@@ -48,21 +48,17 @@ def run_steps(steps: Steps[T], reads: Callable[[], ReadClient]) -> T:
     """Drive a read with blocking GETs; `reads()` gives the client (a failure to build it fails the read)."""
     answer: Any = None
     failure: Exception | None = None
-    while True:
-        try:
-            get = steps.send(answer) if failure is None else steps.throw(failure)
-        except StopIteration as done:
-            value: T = done.value
-            return value
+    while not isinstance(step := _advance(steps, answer, failure), _Done):
         answer, failure = None, None
         try:
             client = reads()
-            if get.text:
-                answer = client.get_bytes(get.path, get.query).decode("utf-8")
+            if step.text:
+                answer = client.get_bytes(step.path, step.query).decode("utf-8")
             else:
-                answer = client.get_json(get.path, get.query)
+                answer = client.get_json(step.path, step.query)
         except Exception as exc:
             failure = exc
+    return step.value
 
 
 async def run_steps_async(
@@ -74,27 +70,22 @@ async def run_steps_async(
     answer: Any = None
     failure: Exception | None = None
     while True:
-        try:
-            if isinstance(answer, str) and len(answer) > BIG_ANSWER:
-                # Parsing 100,000 tokens takes a second: in a worker thread, so the loop keeps the other
-                # reads moving meanwhile.
-                step = await asyncio.get_running_loop().run_in_executor(None, _step, steps, answer)
-                if not isinstance(step, Get):
-                    return step.value
-                get = step
-            else:
-                get = steps.send(answer) if failure is None else steps.throw(failure)
-        except StopIteration as done:
-            value: T = done.value
-            return value
+        if isinstance(answer, str) and len(answer) > BIG_ANSWER:
+            # Parsing 100,000 tokens takes a second: in a worker thread, so the loop keeps the other reads
+            # moving meanwhile.
+            step = await asyncio.get_running_loop().run_in_executor(None, _advance, steps, answer, None)
+        else:
+            step = _advance(steps, answer, failure)
+        if isinstance(step, _Done):
+            return step.value
         answer, failure = None, None
         try:
             client = await reads()
             async with limit:
-                if get.text:
-                    answer = (await client.get_bytes(get.path, get.query)).decode("utf-8")
+                if step.text:
+                    answer = (await client.get_bytes(step.path, step.query)).decode("utf-8")
                 else:
-                    answer = await client.get_json(get.path, get.query)
+                    answer = await client.get_json(step.path, step.query)
         except Exception as exc:
             failure = exc
 
@@ -104,9 +95,10 @@ class _Done(Generic[T]):
     value: T
 
 
-def _step(steps: Steps[T], answer: Any) -> Get | _Done[T]:
-    """One step, its end as a value: a future cannot carry `StopIteration`."""
+def _advance(steps: Steps[T], answer: Any, failure: Exception | None) -> Get | _Done[T]:
+    """The read's next GET, given the last answer (or failure), or its value as `_Done`: as a value, since a
+    future (the worker thread's) cannot carry `StopIteration`."""
     try:
-        return steps.send(answer)
+        return steps.send(answer) if failure is None else steps.throw(failure)
     except StopIteration as done:
         return _Done(done.value)
