@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.governance.migration import OAuthSecret
@@ -77,7 +77,7 @@ def token_from_dict(d: Mapping[str, Any], workspace: str) -> Token | None:
     get = d.get
     token_id = get("token_id")
     created_ms = get("creation_time")
-    if not token_id or created_ms is None or int(created_ms) <= 0:
+    if not token_id or created_ms is None or (created_ms := int(created_ms)) <= 0:
         return None
     expiry_ms, used_ms = get("expiry_time"), get("last_used_day")
     owner_id = get("owner_id")
@@ -85,24 +85,32 @@ def token_from_dict(d: Mapping[str, Any], workspace: str) -> Token | None:
         owner_id = get("created_by_id")
     state = get("autoscope_state")
     scopes, inferred, backfill = get("scopes"), get("inferred_scopes"), get("backfill_scopes")
+    # Positional, in field order (keywords cost a frozen dataclass a tenth more per token).
     return Token(
-        token_id=token_id,
-        workspace=workspace,
-        owner=get("created_by_username") or "",
-        owner_id=None if owner_id is None else int(owner_id),
-        comment=get("comment") or "",
-        created=datetime.fromtimestamp(int(created_ms) / 1000, tz=UTC),
-        expires=_from_millis(None if expiry_ms is None else int(expiry_ms)),
-        last_used=(
-            datetime.fromtimestamp(int(used_ms) / 1000, tz=UTC).date()
-            if used_ms is not None and int(used_ms) > 0
-            else None
-        ),
-        scopes=tuple(scopes) if scopes else (),
-        autoscope_state=state if isinstance(state, str) and state in AUTOSCOPE_STATES else "",
-        inferred_scopes=tuple(inferred) if inferred else (),
-        backfill_scopes=tuple(backfill) if backfill else (),
+        token_id,
+        workspace,
+        get("created_by_username") or "",
+        None if owner_id is None else int(owner_id),
+        get("comment") or "",
+        datetime.fromtimestamp(created_ms / 1000, UTC),
+        None
+        if expiry_ms is None or (expiry_ms := int(expiry_ms)) <= 0
+        else datetime.fromtimestamp(expiry_ms / 1000, UTC),
+        None if used_ms is None or (used_ms := int(used_ms)) <= 0 else _day_of_millis(used_ms),
+        tuple(scopes) if scopes else (),
+        state if isinstance(state, str) and state in AUTOSCOPE_STATES else "",
+        tuple(inferred) if inferred else (),
+        tuple(backfill) if backfill else (),
     )
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MS_PER_DAY = 86_400_000
+
+
+def _day_of_millis(ms: int) -> date:
+    """The UTC calendar day of an epoch-milliseconds moment: `datetime.fromtimestamp(ms / 1000, UTC).date()`."""
+    return date.fromordinal(_EPOCH_ORDINAL + ms // _MS_PER_DAY)
 
 
 _JSON = json.JSONDecoder()

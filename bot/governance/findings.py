@@ -67,15 +67,14 @@ class Classifier:
         if principal_type is PrincipalType.UNKNOWN:
             principal_type = guess_principal_type(token.owner)
 
-        findings.extend(scope_findings(token))
+        findings += _scope_findings(
+            token.scopes, token.inferred_scopes or token.backfill_scopes, token.autoscope_state
+        )
 
         remaining = policy.inactivity_revocation_days - idle_days
+        # Positional, in field order (keywords cost a frozen dataclass a tenth more per token).
         return TokenAssessment(
-            token=token,
-            principal_type=principal_type,
-            findings=tuple(findings),
-            days_until_auto_revoke=remaining if remaining > 0 else 0,
-            owner_display=owner_display,
+            token, principal_type, tuple(findings), remaining if remaining > 0 else 0, owner_display
         )
 
 

@@ -18,8 +18,10 @@ from bot.report import (
     JsonReportWriter,
     _csv_safe,
     csv_cells,
+    token_json,
     token_row,
     token_values,
+    worst_first,
 )
 
 NOW = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
@@ -50,6 +52,15 @@ TOKENS = [
         inferred_scopes=(),
         backfill_scopes=("=x",),
     ),
+    replace(
+        BASE,
+        token_id="d00d0000",
+        owner="zoë@example.com",
+        comment='quote " backslash \\ tab \t newline \n ✓ \x00',
+        created=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),  # no microseconds
+        expires=datetime(2026, 12, 1, 0, 0, 0, 999999, tzinfo=UTC),
+        scopes=("all-apis",),
+    ),
 ]
 PRINCIPALS = {7: Principal("7", "ana@example.com", "Ana", PrincipalType.USER, True)}
 
@@ -75,6 +86,20 @@ def test_csv_cells_are_the_safe_token_values(items: list) -> None:
             assert csv_cells(item, label) == [*map(_csv_safe, token_values(item, label)), ""]
 
 
+def test_a_json_line_is_json_dumps_of_the_row(items: list) -> None:
+    for item in items:
+        for label in ("prod", 'a "quoted" ws', "café"):
+            assert token_json(item, json.dumps(label)) == json.dumps(token_row(item, label))
+
+
+def test_worst_first_ranks_by_severity_then_workspace_then_id(items: list) -> None:
+    elsewhere = [replace(i, token=replace(i.token, workspace="https://a")) for i in items]
+    ws = WorkspaceReport(workspace=Workspace(host="https://x"), tokens=items + elsewhere)
+    key = lambda i: (-i.severity, i.token.workspace, i.token.token_id)  # noqa: E731
+    assert worst_first(ws) == sorted(items + elsewhere, key=key)
+    assert len({i.severity for i in items}) > 1
+
+
 def test_spreadsheet_formulas_stay_text(items: list) -> None:
     out = io.StringIO()
     writer = CsvReportWriter(out)
@@ -95,9 +120,28 @@ def test_json_writer_writes_one_token_per_line_worst_first(items: list) -> None:
     writer.add(WorkspaceReport(workspace=Workspace(host="https://x"), tokens=items))
     writer.close()
     doc = json.loads(out.getvalue())
-    assert len(doc["tokens"]) == 4 and doc["generated_at"] == "2026-11-30T09:30:00Z"
+    assert len(doc["tokens"]) == len(TOKENS) and doc["generated_at"] == "2026-11-30T09:30:00Z"
     ranked = [t["token_id"] for t in doc["tokens"]]
     worst_first = sorted(items, key=lambda i: (-i.severity, i.token.token_id))
     assert ranked == [i.token.token_id for i in worst_first]
     assert worst_first[0].severity > worst_first[-1].severity
-    assert out.getvalue().count('"token_id"') == 4 and out.getvalue().count("\n    {") == 5
+    n = len(TOKENS)
+    assert out.getvalue().count('"token_id"') == n and out.getvalue().count("\n    {") == n + 1
+
+
+def test_json_writer_writes_thousands_of_tokens_in_batches_and_workspaces_after_each_other(
+    items: list,
+) -> None:
+    many = [replace(items[k % len(items)], token=replace(BASE, token_id=f"t{k:05d}")) for k in range(2500)]
+    out = io.StringIO()
+    writer = JsonReportWriter(out, NOW)
+    writer.add(WorkspaceReport(workspace=Workspace(host="https://x"), tokens=many))
+    writer.add(WorkspaceReport(workspace=Workspace(host="https://empty")))
+    writer.add(WorkspaceReport(workspace=Workspace(host="https://y"), tokens=items))
+    writer.close()
+    doc = json.loads(out.getvalue())
+    assert sorted(t["token_id"] for t in doc["tokens"]) == sorted(
+        [f"t{k:05d}" for k in range(2500)] + [t.token_id for t in TOKENS]
+    )
+    assert [w["token_count"] for w in doc["workspaces"]] == [2500, 0, len(TOKENS)]
+    assert out.getvalue().count("\n    {") == 2500 + len(TOKENS) + 3

@@ -39,6 +39,10 @@ CASES: list[dict[str, Any]] = [
     {"token_id": "t3"},
     {"token_id": "", "creation_time": 1_700_000_000_000},
     {"token_id": "t4", "creation_time": 0},
+    # Days and moments at and around UTC midnight, and a millisecond past it.
+    {**FULL, "last_used_day": 1_764_460_800_000, "expiry_time": 1_764_460_799_999},
+    {**FULL, "last_used_day": 1_764_460_799_999, "creation_time": 1_764_460_800_001},
+    {**FULL, "last_used_day": 1, "creation_time": 1},
 ]
 
 
