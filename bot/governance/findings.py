@@ -67,9 +67,7 @@ class Classifier:
         if principal_type is PrincipalType.UNKNOWN:
             principal_type = guess_principal_type(token.owner)
 
-        findings += _scope_findings(
-            token.scopes, token.inferred_scopes or token.backfill_scopes, token.autoscope_state
-        )
+        findings += _scope_findings(token.scopes, token.used_scopes, token.autoscope_state)
 
         remaining = policy.inactivity_revocation_days - idle_days
         # Positional, in field order (keywords cost a frozen dataclass a tenth more per token).
