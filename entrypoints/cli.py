@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from bot.errors import GovernanceError
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("patbot")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+Finish = Callable[[int], NoReturn]
+"""Ends the process with an exit code (`patbot audit` run as the console script)."""
 
 
 def _findings(text: str) -> list[Finding]:
@@ -99,9 +102,13 @@ def allow_many_connections(wanted: int = 65536) -> None:
 
 
 def main(
-    argv: Sequence[str] | None = None, parts: Application | None = None, out: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    parts: Application | None = None,
+    out: TextIO | None = None,
+    finish: Finish | None = None,
 ) -> int:
-    """Entry point of the `patbot` console script; `parts` replaces the composition root (tests)."""
+    """Entry point of the `patbot` console script; `parts` replaces the composition root (tests). `finish`
+    ends the process once an audit's report is written (the console script's `_exit_at_once`)."""
     logging.basicConfig(
         level=os.environ.get("PATBOT_LOG_LEVEL", "WARNING").upper(),
         stream=sys.stderr,
@@ -121,7 +128,7 @@ def main(
         parts = parts or _application()
         if args.command == "audit":
             parts.settings.require_databricks()  # before loading databricks-sdk: a config error answers at once
-            return run_audit(parts, args, out or sys.stdout, sys.stderr)
+            return run_audit(parts, args, out or sys.stdout, sys.stderr, finish)
         if args.command in {"serve", "log"} and parts.embedded_store:
             log.warning(
                 "REDIS_URL is not set: using the embedded in-memory store; pending approvals and the "
@@ -161,10 +168,13 @@ def _application() -> Application:
     return Application(load_settings(os.environ.get("PATBOT_SECRETS_DIR", "/run/secrets")))
 
 
-def run_audit(parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """`patbot audit`: print the report as workspaces are read; exit 2 if one failed, 1 on --fail-on."""
+def run_audit(
+    parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO, finish: Finish | None = None
+) -> int:
+    """`patbot audit`: print the report as workspaces are read; exit 2 if one failed, 1 on --fail-on.
+    With `finish`, the exit code goes to it once the report is written instead of being returned."""
     with _without_cycle_collection():
-        return _audit(parts, args, out, err)
+        return _audit(parts, args, out, err, finish)
 
 
 @contextlib.contextmanager
@@ -181,7 +191,9 @@ def _without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _audit(parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _audit(
+    parts: Application, args: argparse.Namespace, out: TextIO, err: TextIO, finish: Finish | None
+) -> int:
     from bot.governance.audit import select_gateways, stream_audit
     from bot.report import CsvReportWriter, JsonReportWriter, ReportWriter, TableReportWriter
 
@@ -221,11 +233,12 @@ def _audit(parts: Application, args: argparse.Namespace, out: TextIO, err: TextI
         found = found or any(fail_on.intersection(t.findings) for t in ws.tokens)
     writer.close()
     out.flush()
-    if failed:
-        for ws in failed:
-            print(f"patbot: could not read {ws.workspace.label}: {ws.error}", file=err)
-        return EXIT_ERROR
-    return EXIT_FINDINGS if found else EXIT_OK
+    for ws in failed:
+        print(f"patbot: could not read {ws.workspace.label}: {ws.error}", file=err)
+    code = EXIT_ERROR if failed else EXIT_FINDINGS if found else EXIT_OK
+    if finish is not None:
+        finish(code)  # while the reports and the clients are still referenced: none is freed one by one
+    return code
 
 
 def run_log(parts: Application, args: argparse.Namespace, out: TextIO) -> int:
@@ -286,16 +299,17 @@ def run() -> NoReturn:
         # Nothing of an audit is freed by the cycle collector before that exit: it would only walk the heap,
         # at start-up and again after the audit (`_without_cycle_collection` keeps it off, as it found it).
         gc.disable()
-    code = main()
-    if audit:
-        # The report is written; tearing the interpreter down (a connection pool per workspace, the report's
-        # objects, the idle pool threads) would only make the user wait longer for the prompt.
-        with contextlib.suppress(OSError):  # e.g. `patbot audit | head` closed the pipe
-            sys.stdout.flush()
-            sys.stderr.flush()
-        logging.shutdown()
-        os._exit(code)
-    sys.exit(code)
+    sys.exit(main(finish=_exit_at_once if audit else None))
+
+
+def _exit_at_once(code: int) -> NoReturn:
+    """End the process without the interpreter's teardown: once the report is written, freeing its records,
+    a connection pool per workspace and the idle threads would only make the user wait for the prompt."""
+    with contextlib.suppress(OSError):  # e.g. `patbot audit | head` closed the pipe
+        sys.stdout.flush()
+        sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,7 +43,6 @@ from bot.databricks.records import (  # noqa: E402
     UNSET_MAX_LIFETIME_DAYS,
     CreatedSecret,
     CreatedToken,
-    json_array_items,
     posture_from_conf,
     secret_from_dict,
     secret_from_sdk,
@@ -51,6 +50,7 @@ from bot.databricks.records import (  # noqa: E402
     token_from_dict,
     token_from_sdk,
     token_users_from_acl,
+    tokens_from_listing,
 )
 from bot.databricks.scim import (  # noqa: E402
     OWNER_FILTER_BATCH,
@@ -85,7 +85,6 @@ __all__ = [
     "WriteInDoubt",
     "WriteNotApplied",
     "discover_account_workspaces",
-    "json_array_items",
     "posture_from_conf",
     "scim_string",
     "secret_from_dict",
@@ -94,6 +93,7 @@ __all__ = [
     "token_from_dict",
     "token_from_sdk",
     "token_users_from_acl",
+    "tokens_from_listing",
     "translate_error",
     "translated_errors",
     "workspace_client_factory",

@@ -26,7 +26,6 @@ from bot.databricks.records import (
     TOKEN_PERMISSIONS_PATH,
     CreatedSecret,
     CreatedToken,
-    json_array_items,
     posture_from_conf,
     secret_from_dict,
     secret_from_sdk,
@@ -34,6 +33,7 @@ from bot.databricks.records import (
     token_from_dict,
     token_from_sdk,
     token_users_from_acl,
+    tokens_from_listing,
 )
 from bot.databricks.scim import (
     OWNER_FILTER_BATCH,
@@ -135,17 +135,11 @@ class WorkspaceGateway:
 
     def list_tokens_steps(self) -> Steps[list[Token]]:
         """`list_tokens` as steps (`bot.databricks.steps`), uncached."""
-        tokens = []
-        host = self.workspace.host
         with translated_errors(self.workspace.label, "listing tokens"):
             text: str = yield Get(TOKENS_PATH, text=True)
-            # One record decoded and mapped at a time: 100,000 parsed dicts are never all held at once.
-            for info in json_array_items(text, "token_infos"):
-                token = token_from_dict(info, host)
-                if token is None:
-                    log.warning("skipping a token without id or creation time in %s", self.workspace.label)
-                    continue
-                tokens.append(token)
+            tokens, skipped = tokens_from_listing(text, self.workspace.host)
+        if skipped:
+            log.warning("skipping %d tokens without id or creation time in %s", skipped, self.workspace.label)
         return tokens
 
     def get_token(self, token_id: str) -> Token:

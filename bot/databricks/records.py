@@ -4,8 +4,7 @@ secrets), once per record of a listing."""
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -113,60 +112,30 @@ def _day_of_millis(ms: int) -> date:
     return date.fromordinal(_EPOCH_ORDINAL + ms // _MS_PER_DAY)
 
 
-_JSON = json.JSONDecoder()
-_BLANK = re.compile(r"[ \t\n\r]*")
+def tokens_from_listing(text: str, workspace: str) -> tuple[list[Token], int]:
+    """The tokens of a token-management listing (`{"token_infos": [...]}`), and how many of its records were
+    skipped for lacking an ID or a creation time. Raises `ValueError` when `text` is not a JSON object.
 
-
-def json_array_items(text: str, field: str) -> Iterator[Any]:
-    """The items of the array `field` of the JSON object in `text`, decoded one at a time.
-
-    The same JSON, parsed once, but a large listing's records can be mapped and released as they come.
-    Raises `ValueError` when `text` is not a JSON object.
+    Each record is mapped as soon as the decoder has built it (`object_hook`), so a listing of 100,000 tokens
+    never holds all its parsed dicts at once, and the loop over the records runs in C.
     """
+    if not text.strip():
+        return [], 0
 
-    def skip(pos: int) -> int:
-        return _BLANK.match(text, pos).end()  # type: ignore[union-attr]
+    def mapped(record: dict[str, Any]) -> Any:
+        if "token_id" not in record:
+            return record  # the listing itself, an object inside a record, or a record without an ID
+        token = token_from_dict(record, workspace)
+        return record if token is None else token
 
-    def expect(pos: int, chars: str) -> str:
-        if pos >= len(text) or text[pos] not in chars:
-            raise ValueError(f"expected one of {chars!r} at {pos}")
-        return text[pos]
-
-    pos = skip(0)
-    if pos == len(text):
-        return
-    expect(pos, "{")
-    pos = skip(pos + 1)
-    if text[pos : pos + 1] == "}":
-        return
-    while True:
-        key, pos = _JSON.raw_decode(text, pos)
-        pos = skip(pos)
-        expect(pos, ":")
-        pos = skip(pos + 1)
-        if key == field and text[pos : pos + 1] == "[":
-            pos = skip(pos + 1)
-            if text[pos : pos + 1] == "]":
-                pos += 1
-            else:
-                decode, blank = _JSON.raw_decode, _BLANK.match
-                while True:  # once per record: spelled out, no helper calls
-                    item, pos = decode(text, pos)
-                    yield item
-                    pos = blank(text, pos).end()  # type: ignore[union-attr]
-                    after = text[pos : pos + 1]
-                    if after == "]":
-                        pos += 1
-                        break
-                    if after != ",":
-                        raise ValueError(f"expected one of ',]' at {pos}")
-                    pos = blank(text, pos + 1).end()  # type: ignore[union-attr]
-        else:
-            _, pos = _JSON.raw_decode(text, pos)
-        pos = skip(pos)
-        if expect(pos, ",}") == "}":
-            return
-        pos = skip(pos + 1)
+    listing = json.loads(text, object_hook=mapped)
+    if not isinstance(listing, dict):
+        raise ValueError("a token listing is a JSON object")
+    records = listing.get("token_infos") or []
+    if not isinstance(records, list):
+        raise ValueError("token_infos is not a list")
+    tokens = [r for r in records if isinstance(r, Token)]
+    return tokens, len(records) - len(tokens)
 
 
 def posture_from_conf(conf: dict[str, str | None]) -> Posture:
