@@ -49,8 +49,13 @@ def _iso(value: datetime | date | None) -> str | None:
 
 
 def _timestamp(value: datetime) -> str:
-    """`2026-11-30T09:00:00Z` (what `strftime("%Y-%m-%dT%H:%M:%SZ")` writes, in two thirds of the time)."""
-    return value.isoformat()[:19] + "Z"
+    """`2026-11-30T09:00:00Z`: what `strftime("%Y-%m-%dT%H:%M:%SZ")` writes, in a third of the time (and in
+    three fifths of `isoformat`'s, which an aware datetime spends mostly on its offset)."""
+    return _STAMP % (value.year, value.month, value.day, value.hour, value.minute, value.second)
+
+
+_STAMP = "%04d-%02d-%02dT%02d:%02d:%02dZ"
+_JSON_STAMP = '"' + _STAMP + '"'
 
 
 def token_values(item: TokenAssessment, workspace_label: str) -> list[Any]:
@@ -94,16 +99,20 @@ def token_json(item: TokenAssessment, label_json: str) -> str:
         f'{{"workspace": {label_json}, "token_id": {_json_str(token.token_id)}, '
         f'"owner": {_json_str(token.owner)}, "principal_type": "{item.principal_type.value}", '
         f'"comment": {_json_str(token.comment)}, '
-        f'"created": "{token.created.isoformat()[:19]}Z", '
+        f'"created": {_json_timestamp(token.created)}, '
         f'"expires": {"null" if expires is None else _json_timestamp(expires)}, '
-        f'"last_used": {"null" if last_used is None else _json_str(last_used.isoformat())}, '
+        f'"last_used": {"null" if last_used is None else _json_day(last_used)}, '
         f'"findings": {_json_list(item.findings)}, "days_until_auto_revoke": {item.days_until_auto_revoke}, '
         f'"scopes": {_json_list(token.scopes)}, "used_scopes": {_json_list(used) if used else "null"}}}'
     )
 
 
 def _json_timestamp(value: datetime) -> str:
-    return '"' + value.isoformat()[:19] + 'Z"'
+    return _JSON_STAMP % (value.year, value.month, value.day, value.hour, value.minute, value.second)
+
+
+def _json_day(value: date) -> str:
+    return '"' + value.isoformat() + '"'  # digits and dashes: nothing to escape
 
 
 @lru_cache(maxsize=4096)

@@ -256,10 +256,11 @@ class WorkspaceGateway:
         `users=False` or `service_principals=False` leaves that list out (its principals are read apart,
         e.g. every service principal for their OAuth secrets).
         """
-        ids = sorted({str(i) for i in owner_ids})
+        unique = set(owner_ids)
         paths = [p for p, wanted in ((USERS_PATH, users), (SPS_PATH, service_principals)) if wanted]
-        if len(ids) > OWNER_FILTER_MAX:
+        if len(unique) > OWNER_FILTER_MAX:
             return [self._page_read(path, 1, first=True) for path in paths]
+        ids = sorted(str(i) for i in unique)
         reads: list[PrincipalRead] = []
         for start in range(0, len(ids), OWNER_FILTER_BATCH):
             batch = " or ".join(f"id eq {scim_string(i)}" for i in ids[start : start + OWNER_FILTER_BATCH])
