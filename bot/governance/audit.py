@@ -397,9 +397,12 @@ class _WorkspaceReads:
         self._building: asyncio.Future[AsyncReadClient] | None = None
 
     async def __call__(self) -> AsyncReadClient:
-        if self._building is None:
-            self._building = asyncio.get_running_loop().run_in_executor(None, self._build)
-        return await asyncio.shield(self._building)
+        building = self._building
+        if building is None:
+            building = self._building = asyncio.get_running_loop().run_in_executor(None, self._build)
+        elif building.done():
+            return building.result()  # every GET after the first asks: no shield (a future) each time
+        return await asyncio.shield(building)
 
     def _build(self) -> AsyncReadClient:
         return self._gateway.client.async_reads()
